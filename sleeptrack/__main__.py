@@ -1,0 +1,3 @@
+from sleeptrack.cli import main
+
+main()

@@ -41,7 +41,7 @@ def _as_codes(values: Sequence[int] | npt.ArrayLike, name: str) -> npt.NDArray[n
     return arr.astype(np.int8, copy=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Hypnogram:
     """Sleep stages of one night in 30-second epochs.
 
@@ -83,33 +83,50 @@ class Hypnogram:
     snoring: npt.NDArray[np.int8] | None = None
     model_version: str | None = None
 
-    def __post_init__(self) -> None:
-        stages = _as_codes(self.stages, "stages")
-        scheme = StageScheme(self.scheme)
+    def __init__(
+        self,
+        stages: npt.ArrayLike,
+        start_time: datetime,
+        timezone: str = "UTC",
+        scheme: StageScheme = StageScheme.FOUR,
+        probabilities: npt.ArrayLike | None = None,
+        snoring: npt.ArrayLike | None = None,
+        model_version: str | None = None,
+    ) -> None:
+        codes = _as_codes(stages, "stages")
+        scheme = StageScheme(scheme)
         top = scheme.n_classes - 1
-        if stages.size and (stages.min() < -1 or stages.max() > top):
-            bad = sorted({int(v) for v in stages if v < -1 or v > top})
+        if codes.size and (codes.min() < -1 or codes.max() > top):
+            bad = sorted({int(v) for v in codes if v < -1 or v > top})
             raise ValueError(f"stage codes {bad} are outside -1..{top} of the {scheme.value} vocabulary")
-        if self.start_time.tzinfo is None:
+        if start_time.tzinfo is None:
             raise ValueError("start_time must carry a UTC offset (a naive time is ambiguous)")
-        parse_timezone(self.timezone)
-        object.__setattr__(self, "stages", stages)
-        object.__setattr__(self, "scheme", scheme)
-        if self.probabilities is not None:
-            probs = np.asarray(self.probabilities, dtype=np.float32)
-            if probs.shape != (stages.size, scheme.n_classes):
+        parse_timezone(timezone)
+        probs: npt.NDArray[np.float32] | None = None
+        if probabilities is not None:
+            probs = np.asarray(probabilities, dtype=np.float32)
+            if probs.shape != (codes.size, scheme.n_classes):
                 raise ValueError(
-                    f"probabilities must have shape ({stages.size}, {scheme.n_classes}), got {probs.shape}"
+                    f"probabilities must have shape ({codes.size}, {scheme.n_classes}), got {probs.shape}"
                 )
-            object.__setattr__(self, "probabilities", probs)
-        if self.snoring is not None:
-            snoring = _as_codes(self.snoring, "snoring")
-            if snoring.size != stages.size:
-                raise ValueError(f"snoring has {snoring.size} epochs but stages have {stages.size}")
-            if snoring.size and (snoring.min() < -1 or snoring.max() > 1):
+        snore: npt.NDArray[np.int8] | None = None
+        if snoring is not None:
+            snore = _as_codes(snoring, "snoring")
+            if snore.size != codes.size:
+                raise ValueError(f"snoring has {snore.size} epochs but stages have {codes.size}")
+            if snore.size and (snore.min() < -1 or snore.max() > 1):
                 raise ValueError("snoring codes must be -1, 0 or 1")
-            object.__setattr__(self, "snoring", snoring)
-        stages.setflags(write=False)
+        codes.setflags(write=False)
+        for name, value in (
+            ("stages", codes),
+            ("start_time", start_time),
+            ("timezone", timezone),
+            ("scheme", scheme),
+            ("probabilities", probs),
+            ("snoring", snore),
+            ("model_version", model_version),
+        ):
+            object.__setattr__(self, name, value)
 
     # ----------------------------------------------------------------------------------------- shape
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import _simulate  # noqa: F401  (registers `sleeptrack simulate`)
 from ._app import app
 
 __all__ = ["app", "main"]

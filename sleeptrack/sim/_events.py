@@ -141,10 +141,8 @@ class _Planner:
         u = rng.random((self.n, 5))
         for i in range(self.n):
             s = int(self.stages[i])
-            if u[i, 0] < SIGH_RATE[s]:
-                t = (i + u[i, 1]) * EPOCH_SECONDS
-                self.plan.sigh_times.append(t)
-                self.event("sigh", t, 3.0, p.breath_level_db + 6.0)
+            if u[i, 0] < SIGH_RATE[s]:  # the sigh event is made with the breath it replaces
+                self.plan.sigh_times.append((i + u[i, 1]) * EPOCH_SECONDS)
             if s != 0:
                 if u[i, 4] < COUGH_RATE[s]:
                     self.cough(rng, (i + rng.random()) * EPOCH_SECONDS)

@@ -180,8 +180,8 @@ def draw_breaths(
 
     Breath intervals are log-normal around ``60 / rate`` with the epoch's CV and a lag-1 correlation of
     0.3; the rate is interpolated between epoch centres so it changes smoothly. A sigh replaces the
-    breath nearest to each of ``sigh_times`` (1.8x longer, +6 dB). No breath sound is made during
-    ``quiet_spans`` (the sleeper is talking).
+    breath at or after each of ``sigh_times`` (1.8x longer, +6 dB; breaths it overlaps are dropped,
+    a post-sigh pause). No breath sound is made during ``quiet_spans`` (the sleeper is talking).
     """
     n = stages.size
     total = n * EPOCH_SECONDS
@@ -218,6 +218,9 @@ def draw_breaths(
     for a, b in quiet_spans:
         keep &= ~((onset >= a - 1.0) & (onset < b))
     exhale_onset = onset + inhale + gap
+    for k in np.flatnonzero(sigh):  # the breaths a sigh overlaps give way to it (a post-sigh pause)
+        end = exhale_onset[k] + exhale[k] + 0.5
+        keep[k + 1 :] &= ~((onset[k + 1 :] < end) & ~sigh[k + 1 :])
     # Snores: on inhalation, in bout epochs, for a share of breaths.
     u = rng.random(m)
     snore_len = rng.uniform(0.6, 0.95, m)

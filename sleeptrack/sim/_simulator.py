@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 import sleeptrack
 from sleeptrack._data import data_split, shared_data_dir
-from sleeptrack.analysis import EPOCH_SECONDS, SAMPLES_PER_EPOCH, Hypnogram
+from sleeptrack.analysis import EPOCH_SECONDS, SAMPLES_PER_EPOCH, Hypnogram, parse_timezone
 
 from ._architecture import Architecture, build_architecture
 from ._audio_io import audio_format, open_for_writing
@@ -41,23 +41,40 @@ def _counts(times: npt.NDArray[np.float64], n_epochs: int) -> npt.NDArray[np.flo
     return np.bincount(idx, minlength=n_epochs).astype(np.float64)
 
 
-def _snore_bouts(bouts: npt.NDArray[np.bool_], snore_count: npt.NDArray[np.float64]) -> list[SimEvent]:
+def _snore_bouts(bouts: npt.NDArray[np.bool_], breaths: BreathPlan, n_epochs: int) -> list[SimEvent]:
+    """One event per run of bout epochs that holds snores (level: mean snore level, dBFS)."""
     out: list[SimEvent] = []
     padded = np.concatenate(([False], bouts, [False])).astype(np.int8)
     starts = np.flatnonzero(np.diff(padded) == 1)
     stops = np.flatnonzero(np.diff(padded) == -1)
+    epoch = np.minimum((breaths.snore_onset // EPOCH_SECONDS).astype(np.int64), n_epochs - 1)
     for a, b in zip(starts, stops, strict=True):
-        snores = int(snore_count[a:b].sum())
-        if snores:
+        inside = (epoch >= a) & (epoch < b)
+        if inside.any():
+            power = np.mean(10 ** (breaths.snore_level_db[inside] / 10))
             out.append(
                 SimEvent(
                     "snore_bout",
                     float(a * EPOCH_SECONDS),
                     float((b - a) * EPOCH_SECONDS),
-                    0.0,
-                    {"snores": snores},
+                    round(float(10 * np.log10(power)), 2),
+                    {"snores": int(inside.sum())},
                 )
             )
+    return out
+
+
+def _sighs(breaths: BreathPlan) -> list[SimEvent]:
+    """One event per sigh (a long, deep breath), spanning its inhalation and exhalation."""
+    out: list[SimEvent] = []
+    for k in np.flatnonzero(breaths.sigh):
+        start = float(breaths.onset[k])
+        stop = float(breaths.exhale_onset[k] + breaths.exhale[k])
+        out.append(
+            SimEvent(
+                "sigh", round(start, 3), round(stop - start, 3), round(float(breaths.level_db[k]), 2), {}
+            )
+        )
     return out
 
 
@@ -102,8 +119,8 @@ class NightSimulator:
             profile,
             stream(seed, "breaths"),
         )
-        start = config.start.astimezone(config.start.tzinfo)
-        start_hour = start.hour + start.minute / 60.0
+        local = config.start.astimezone(parse_timezone(config.timezone))
+        start_hour = local.hour + local.minute / 60.0
         bed = NoiseBed(profile, n, start_hour, stream(seed, "noise"), seed)
         self._bank = bank
         self._bed = bed
@@ -126,7 +143,7 @@ class NightSimulator:
         snoring = (snore_count >= SNORES_PER_SNORING_EPOCH).astype(np.int8)
         hypnogram = Hypnogram(stages, config.start, config.timezone, snoring=snoring)
         events = sorted(
-            [*plan.events, *bed.events, *_snore_bouts(bouts, snore_count)],
+            [*plan.events, *bed.events, *_sighs(breaths), *_snore_bouts(bouts, breaths, n)],
             key=lambda e: (e.start_s, e.type),
         )
         self._truth = NightTruth(

@@ -88,6 +88,11 @@ def test_tables_are_consistent_with_the_stages() -> None:
     assert onsets[0] >= 0
     assert onsets[-1] < truth.n_epochs * EPOCH_SECONDS
     assert np.all(truth.breaths.exhale_onset_s >= onsets + truth.breaths.inhale_s - 1e-3)
+    ends = truth.breaths.exhale_onset_s + truth.breaths.exhale_s
+    assert np.all(ends[:-1] <= onsets[1:] + 1e-3), "breaths never overlap (sighs included)"
+    sighs = [e for e in truth.events if e.type == "sigh"]
+    assert len(sighs) == int(truth.breaths.sigh.sum())
+    assert {e.start_s for e in sighs} <= set(onsets[truth.breaths.sigh == 1].tolist())
     assert np.all(snoring[stages == 0] == 0), "nobody snores awake"
     assert np.all(lat.snore_count[snoring == 1] >= 2)
     assert lat.breath_count.sum() == len(truth.breaths)

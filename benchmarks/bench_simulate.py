@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 import typer
 from scipy.ndimage import uniform_filter1d
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _run_cli(hours: float, out: Path) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     # a Typer app with a single command takes no sub-command name
-    group = isinstance(typer.main.get_command(app), click.Group)
+    group = isinstance(typer.main.get_command(app), typer.core.TyperGroup)
     cmd = [sys.executable, "-m", "sleeptrack", *(["simulate"] if group else [])]
     cmd += ["--hours", str(hours), "--seed", "7", "--out", str(out)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

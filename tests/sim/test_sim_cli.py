@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 import soundfile as sf
@@ -19,7 +18,7 @@ from sleeptrack.sim import NightConfig, NightSimulator, NightTruth
 
 def _run(*args: str) -> Result:
     """Invoke ``sleeptrack simulate`` (the app is a group once other commands are registered)."""
-    group = isinstance(typer.main.get_command(app), click.Group)
+    group = isinstance(typer.main.get_command(app), typer.core.TyperGroup)
     return CliRunner().invoke(app, ["simulate", *args] if group else list(args), env={"COLUMNS": "200"})
 
 

@@ -69,8 +69,11 @@ def _snoring_share(truth: NightTruth) -> float:
     return 100.0 * float(truth.snoring_stages[asleep].mean()) if asleep.any() else 0.0
 
 
-def _source_label(truth: NightTruth) -> str:
-    return " + ".join(h.removeprefix("hypnograms/") for h in truth.source["hypnograms"])
+def _source_label(truth: NightTruth, short: bool = False) -> str:
+    names = [h.removeprefix("hypnograms/") for h in truth.source["hypnograms"]]
+    if short and len(names) > 1:
+        return f"{names[0]} +{len(names) - 1}"
+    return " + ".join(names)
 
 
 def _night_summary(truth: NightTruth, audio: Path, truth_path: Path, seconds: float) -> Table:
@@ -120,7 +123,7 @@ def _batch_summary(truths: list[NightTruth], out_dir: Path, seconds: float) -> T
             f"{_snoring_share(t):.1f}",
             t.profile.noise,
             f"{t.profile.snr_db:.1f}",
-            _source_label(t)[:40],
+            _source_label(t, short=True),
         )
     if len(shown) < len(truths):
         table.add_row("…", *([""] * 8))

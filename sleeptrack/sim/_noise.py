@@ -294,7 +294,8 @@ class NoiseBed:
                 else:
                     np.multiply.outer(np.diff(ctrl), _SECOND, out=gain)
                     gain += ctrl[:-1, None]
-                    out += y * gain.reshape(-1)
+                    gain *= y.reshape(EPOCH_SECONDS, SR)
+                    out += gain.reshape(-1)
             yield out
 
 

@@ -130,14 +130,16 @@ def build_plan(
 
 
 def quantize(block: Floats) -> npt.NDArray[np.int16]:
-    """Soft-limit peaks above 0.85 full scale, then round to 16-bit integers."""
-    peak = float(np.max(np.abs(block))) if block.size else 0.0
+    """Soft-limit peaks above 0.85 full scale, then round to 16-bit integers (``block`` is reused)."""
+    peak = max(float(block.max()), -float(block.min())) if block.size else 0.0
     if peak > _KNEE:
         over = np.abs(block) > _KNEE
         mag = np.abs(block[over])
-        block = block.copy()
         block[over] = np.sign(block[over]) * (_KNEE + (1 - _KNEE) * np.tanh((mag - _KNEE) / (1 - _KNEE)))
-    return np.clip(np.round(block * 32768.0), -32768, 32767).astype(np.int16)
+    block *= 32768.0
+    np.round(block, out=block)
+    np.clip(block, -32768, 32767, out=block)
+    return block.astype(np.int16)
 
 
 class Renderer:

@@ -200,7 +200,9 @@ class NightSimulator:
         very same arrays. Each call starts from the beginning; only one block is in memory at a time.
         """
         for block in self._int16_blocks():
-            yield block.astype(np.float32) / np.float32(32768.0)
+            out = block.astype(np.float32)
+            out *= np.float32(1.0 / 32768.0)  # a power of two: exact
+            yield out
 
     def write(
         self,
@@ -217,7 +219,7 @@ class NightSimulator:
                 if subtype == "PCM_16":
                     fh.write(block)
                 else:
-                    fh.write(block.astype(np.float32) / np.float32(32768.0))
+                    fh.write(block.astype(np.float32) * np.float32(1.0 / 32768.0))
                 if progress is not None:
                     progress(i + 1, total)
         self._truth.save(truth_path if truth_path is not None else Path(audio_path).with_suffix(".json"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _stats  # noqa: F401  (registers its command)
+from . import _simulate, _stats  # noqa: F401  (each registers its commands)
 from ._app import app
 
 __all__ = ["app", "main"]

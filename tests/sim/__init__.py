@@ -1,0 +1,1 @@
+"""Tests of the night simulator (``sleeptrack.sim``) and ``sleeptrack simulate``."""

@@ -60,5 +60,9 @@ bench: install-dev
 model: install
 	$(BIN)/sleeptrack train
 
+# Refit the semi-Markov hypnogram model the simulator uses when ../shared/data is absent.
+sim-model: install
+	$(BIN)/sleeptrack simulate --fit-hypnogram-model
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -93,9 +93,7 @@ def main() -> bool:
         out = Path(tmp) / "night.flac"
         seconds, peak_mb = _run_cli(8.0, out)
         size_mb = out.stat().st_size / 2**20
-    print(
-        f"8-hour night (seed 7, FLAC): {seconds:.1f} s wall, peak RSS {peak_mb:.0f} MB, {size_mb:.0f} MB file"
-    )
+    print(f"8-hour night (seed 7, FLAC): {seconds:.1f} s wall, peak RSS {peak_mb:.0f} MB, {size_mb:.0f} MB file")
     print(f"  targets: < {MAX_SECONDS:.0f} s, < {MAX_RSS_MB:.0f} MB")
     if seconds >= MAX_SECONDS or peak_mb >= MAX_RSS_MB:
         ok = False

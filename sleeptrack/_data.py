@@ -20,9 +20,9 @@ TEST_FRACTION = 0.2
 def shared_data_dir() -> Path | None:
     """The folder of real recordings and hypnograms (``../shared/data``), or ``None`` if absent.
 
-    Looked up in ``$SLEEPTRACK_SHARED_DATA``, then ``../shared/data`` next to the current directory
-    and next to the source checkout. Product code must work without it: callers fall back to
-    what ships with the package.
+    Looked up in ``$SLEEPTRACK_SHARED_DATA`` (an empty value means "none"), then ``../shared/data``
+    next to the current directory and next to the source checkout (or one level further up). Product
+    code must work without it: callers fall back to what ships with the package.
     """
     env = os.environ.get(_ENV)
     if env is not None:
@@ -30,9 +30,11 @@ def shared_data_dir() -> Path | None:
         return path if env and path.is_dir() else None
     repo_root = Path(__file__).resolve().parent.parent
     for base in (Path.cwd(), repo_root):
-        candidate = (base / ".." / "shared" / "data").resolve()
-        if candidate.is_dir():
-            return candidate
+        # ``../shared`` beside the checkout; one level further up for git worktrees kept in a sub-folder.
+        for up in (base.parent, base.parent.parent):
+            candidate = (up / "shared" / "data").resolve()
+            if candidate.is_dir():
+                return candidate
     return None
 
 

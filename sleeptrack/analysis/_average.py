@@ -255,9 +255,7 @@ def _average_stats(slept: Sequence[SessionSummary]) -> dict[str, Any]:
     }
 
 
-def compute_average_report(
-    sessions: Iterable[SessionSummary], start_date: date, end_date: date
-) -> AverageReport:
+def compute_average_report(sessions: Iterable[SessionSummary], start_date: date, end_date: date) -> AverageReport:
     """Average the sessions of a period.
 
     Only complete, valid sessions count (those with a stat object). Sessions with ``NEVER_SLEPT`` are

@@ -106,9 +106,7 @@ class Hypnogram:
         if probabilities is not None:
             probs = np.asarray(probabilities, dtype=np.float32)
             if probs.shape != (codes.size, scheme.n_classes):
-                raise ValueError(
-                    f"probabilities must have shape ({codes.size}, {scheme.n_classes}), got {probs.shape}"
-                )
+                raise ValueError(f"probabilities must have shape ({codes.size}, {scheme.n_classes}), got {probs.shape}")
         snore: npt.NDArray[np.int8] | None = None
         if snoring is not None:
             snore = _as_codes(snoring, "snoring")
@@ -175,9 +173,7 @@ class Hypnogram:
         probs = None
         if self.probabilities is not None:
             probs = np.stack([self.probabilities[:, 0], self.probabilities[:, 1:].sum(axis=1)], axis=1)
-        return Hypnogram(
-            two, self.start_time, self.timezone, StageScheme.TWO, probs, self.snoring, self.model_version
-        )
+        return Hypnogram(two, self.start_time, self.timezone, StageScheme.TWO, probs, self.snoring, self.model_version)
 
     def with_timezone(self, timezone: str) -> Hypnogram:
         return Hypnogram(

@@ -110,9 +110,7 @@ def _mel_to_hz(mel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def mel_filterbank(spec: MelSpec = MEL) -> _F32:
     """Triangular Slaney-normalised mel filters, shape ``(n_mels, n_fft // 2 + 1)``."""
     fft_freqs = np.fft.rfftfreq(spec.n_fft, d=1.0 / spec.sample_rate)
-    edges_mel = np.linspace(
-        _hz_to_mel(np.array([spec.fmin]))[0], _hz_to_mel(np.array([spec.fmax]))[0], spec.n_mels + 2
-    )
+    edges_mel = np.linspace(_hz_to_mel(np.array([spec.fmin]))[0], _hz_to_mel(np.array([spec.fmax]))[0], spec.n_mels + 2)
     edges = _mel_to_hz(edges_mel)
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_freqs[None, :]
@@ -236,9 +234,7 @@ def decode_mel_chunk(data: bytes, n_frames: int | None = MEL.chunk_frames) -> _F
     if magic != _MAGIC:
         raise MelFormatError("not a sleeptrack mel spectrogram (bad magic bytes); upload AUDIO instead")
     if version != MEL_VERSION:
-        raise MelFormatError(
-            f"mel spectrogram version {version} is not supported (this server reads {MEL_VERSION})"
-        )
+        raise MelFormatError(f"mel spectrogram version {version} is not supported (this server reads {MEL_VERSION})")
     if codec != _CODEC_U8_ZLIB:
         raise MelFormatError(f"unknown mel spectrogram codec {codec}")
     if n_mels != MEL.n_mels:
@@ -250,8 +246,6 @@ def decode_mel_chunk(data: bytes, n_frames: int | None = MEL.chunk_frames) -> _F
     except zlib.error as exc:
         raise MelFormatError(f"corrupt mel spectrogram payload ({exc})") from exc
     if len(payload) != frames * n_mels:
-        raise MelFormatError(
-            f"mel spectrogram payload holds {len(payload)} values, expected {frames * n_mels}"
-        )
+        raise MelFormatError(f"mel spectrogram payload holds {len(payload)} values, expected {frames * n_mels}")
     q = np.frombuffer(payload, dtype=np.uint8).reshape(frames, n_mels)
     return _dequantize(q)

@@ -46,9 +46,7 @@ class Peculiarity(StrEnum):
 
 
 #: Sessions with these peculiarities are invalid: no stat object, not billed.
-INVALID_PECULIARITIES = frozenset(
-    {Peculiarity.TOO_SHORT_FOR_ANALYSIS, Peculiarity.TOO_MANY_DEFECTS_IN_SLEEP_STAGES}
-)
+INVALID_PECULIARITIES = frozenset({Peculiarity.TOO_SHORT_FOR_ANALYSIS, Peculiarity.TOO_MANY_DEFECTS_IN_SLEEP_STAGES})
 
 
 class SessionState(StrEnum):
@@ -131,6 +129,8 @@ class SleepReport:
         def when(value: datetime | None) -> str | None:
             return None if value is None else format_time(value, tz)
 
+        # ``model_version`` is an added column (allowed without a version change by the reference's
+        # versioning policy): every report names the model that produced it.
         return {
             "timezone": timezone_name,
             "peculiarities": [p.value for p in self.peculiarities],
@@ -147,6 +147,7 @@ class SleepReport:
                 "snoring_stages": self.snoring_stages,
             },
             "stat": None if self.stat is None else self.stat.to_dict(tz),
+            "model_version": self.model_version,
         }
 
 

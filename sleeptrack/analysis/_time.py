@@ -25,9 +25,7 @@ def parse_timezone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
-        raise InvalidTimezoneError(
-            f"unknown time zone {name!r} (use an IANA name such as 'Asia/Seoul')"
-        ) from exc
+        raise InvalidTimezoneError(f"unknown time zone {name!r} (use an IANA name such as 'Asia/Seoul')") from exc
 
 
 def parse_datetime(value: str, default_tz: tzinfo | None = None) -> datetime:
@@ -35,9 +33,7 @@ def parse_datetime(value: str, default_tz: tzinfo | None = None) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(
-            f"not an ISO-8601 time: {value!r} (expected e.g. 2025-01-15T23:00:00+09:00)"
-        ) from exc
+        raise ValueError(f"not an ISO-8601 time: {value!r} (expected e.g. 2025-01-15T23:00:00+09:00)") from exc
     if parsed.tzinfo is None:
         if default_tz is None:
             raise ValueError(f"time {value!r} has no UTC offset; add one, e.g. {value}+00:00")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _simulate, _stats  # noqa: F401  (each registers its commands)
+from . import _analyze, _demo, _simulate, _stats, _train  # noqa: F401  (each registers its commands)
 from ._app import app
 
 __all__ = ["app", "main"]

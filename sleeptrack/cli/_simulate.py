@@ -109,9 +109,7 @@ def _night_summary(truth: NightTruth, audio: Path, truth_path: Path, seconds: fl
 
 
 def _batch_summary(truths: list[NightTruth], out_dir: Path, seconds: float) -> Table:
-    table = Table(
-        title=f"{len(truths)} simulated nights in {out_dir} ({seconds:.0f} s)", title_justify="left"
-    )
+    table = Table(title=f"{len(truths)} simulated nights in {out_dir} ({seconds:.0f} s)", title_justify="left")
     for name in ("seed", "wake %", "light %", "deep %", "REM %", "snoring %", "noise", "SNR dB", "hypnogram"):
         table.add_column(name, justify="left" if name in ("noise", "hypnogram") else "right")
     shown = truths if len(truths) <= 12 else truths[:10]
@@ -159,15 +157,11 @@ def _fit_model(out: Path | None) -> None:
 @app.command("simulate")
 def simulate(
     hours: float = typer.Option(8.0, "--hours", help="Length of the recording in hours (whole 30-s epochs)."),
-    seed: int = typer.Option(
-        0, "--seed", help="Seed: the same seed and options give the same night, bit for bit."
-    ),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed and options give the same night, bit for bit."),
     out: Path | None = typer.Option(
         None, "--out", help="Audio file to write; its suffix picks the format: .flac, .wav, .ogg or .mp3."
     ),
-    truth: Path | None = typer.Option(
-        None, "--truth", help="Truth JSON to write [default: --out with .json]."
-    ),
+    truth: Path | None = typer.Option(None, "--truth", help="Truth JSON to write [default: --out with .json]."),
     start: str | None = typer.Option(
         None,
         "--start",
@@ -178,8 +172,7 @@ def simulate(
     split: SplitChoice = typer.Option(
         SplitChoice.any,
         "--split",
-        help="Which real hypnograms and recordings may be used: the train or test side of the data split, "
-        "or any.",
+        help="Which real hypnograms and recordings may be used: the train or test side of the data split, or any.",
     ),
     hypnogram: str | None = typer.Option(
         None,
@@ -250,8 +243,7 @@ def simulate(
                 fail(f"{out_dir} exists and is not a folder")
             out_dir.mkdir(parents=True, exist_ok=True)
             targets = [
-                (out_dir / f"night-{c.seed}.{file_format.value}", out_dir / f"night-{c.seed}.json")
-                for c in configs
+                (out_dir / f"night-{c.seed}.{file_format.value}", out_dir / f"night-{c.seed}.json") for c in configs
             ]
         else:
             assert out is not None

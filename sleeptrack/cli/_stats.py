@@ -44,9 +44,7 @@ def read_codes(path: Path, what: str) -> tuple[list[int], dict[str, Any]]:
 def stats_command(
     hypnogram: Annotated[
         Path,
-        typer.Argument(
-            help="JSON list of stage codes per 30-s epoch: -1 error, 0 wake, 1 light, 2 deep, 3 REM."
-        ),
+        typer.Argument(help="JSON list of stage codes per 30-s epoch: -1 error, 0 wake, 1 light, 2 deep, 3 REM."),
     ],
     start: Annotated[
         str | None,
@@ -55,9 +53,7 @@ def stats_command(
     end: Annotated[
         str | None, typer.Option(help="End of the recording, ISO-8601 (default: end of the last epoch).")
     ] = None,
-    snoring: Annotated[
-        Path | None, typer.Option(help="JSON list of snoring codes per epoch: -1, 0 or 1.")
-    ] = None,
+    snoring: Annotated[Path | None, typer.Option(help="JSON list of snoring codes per epoch: -1, 0 or 1.")] = None,
     plan: Annotated[
         Plan, typer.Option(help="basic = 2-stage (wake/sleep); advanced = 4-stage with snoring.")
     ] = Plan.advanced,

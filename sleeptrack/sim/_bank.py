@@ -210,9 +210,7 @@ def build_bank(profile: NightProfile, lib: Library | None, rng: np.random.Genera
     def synthetic(kind: str, count: int, lo: float, hi: float, f0: float = 0.0) -> None:
         for _ in range(count):
             duration = float(rng.uniform(lo, hi))
-            bank.specs[kind].append(
-                SoundSpec(f"synthetic:{kind}", next(seeds), synth=kind, duration_s=duration, f0=f0)
-            )
+            bank.specs[kind].append(SoundSpec(f"synthetic:{kind}", next(seeds), synth=kind, duration_s=duration, f0=f0))
 
     if profile.breath_source == "real" and len(picks["inhale"]) >= 2 and len(picks["exhale"]) >= 2:
         real("inhale")

@@ -103,9 +103,7 @@ class _Component:
             b = np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786])
             a = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
             parts.append((b * 8.0, a, 1.0))
-            parts.append(
-                (*_tf(butter(1, 4000.0, btype="highpass", fs=SR, output="sos")), rng.uniform(0.2, 0.5))
-            )
+            parts.append((*_tf(butter(1, 4000.0, btype="highpass", fs=SR, output="sos")), rng.uniform(0.2, 0.5)))
         elif kind == "fan":
             parts.append((*_tf(butter(1, rng.uniform(800.0, 3000.0), fs=SR, output="sos")), 1.0))
             blade = rng.uniform(40.0, 150.0)

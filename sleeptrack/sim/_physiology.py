@@ -108,9 +108,7 @@ def draw_epoch_breathing(
         + _ar1(rng, n, *_DRIFT_LOGCV)
         + rng.normal(0.0, _EPOCH_LOGCV_SD, n)
     )
-    level = (
-        _follow(level_target) + posture_db + _ar1(rng, n, *_DRIFT_LEVEL) + rng.normal(0.0, _EPOCH_LEVEL_SD, n)
-    )
+    level = _follow(level_target) + posture_db + _ar1(rng, n, *_DRIFT_LEVEL) + rng.normal(0.0, _EPOCH_LEVEL_SD, n)
     return EpochBreathing(
         rate_bpm=np.clip(rate, 6.0, 30.0),
         interval_cv=np.clip(np.exp(logcv), 0.02, 0.8),

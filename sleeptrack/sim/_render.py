@@ -89,9 +89,7 @@ def build_plan(
     tail = bank.ir.size - 1
     sizes = {k: np.array([x.size for x in audio[k]], dtype=np.int64) for k in KINDS}
     parts = [
-        _templates(
-            0, sizes["inhale"], tail, breaths.onset, breaths.inhale, breaths.level_db + inhale_rel_db, rng
-        ),
+        _templates(0, sizes["inhale"], tail, breaths.onset, breaths.inhale, breaths.level_db + inhale_rel_db, rng),
         _templates(1, sizes["exhale"], tail, breaths.exhale_onset, breaths.exhale, breaths.level_db, rng),
     ]
     if sizes["snore"].size:

@@ -70,11 +70,7 @@ def _sighs(breaths: BreathPlan) -> list[SimEvent]:
     for k in np.flatnonzero(breaths.sigh):
         start = float(breaths.onset[k])
         stop = float(breaths.exhale_onset[k] + breaths.exhale[k])
-        out.append(
-            SimEvent(
-                "sigh", round(start, 3), round(stop - start, 3), round(float(breaths.level_db[k]), 2), {}
-            )
-        )
+        out.append(SimEvent("sigh", round(start, 3), round(stop - start, 3), round(float(breaths.level_db[k]), 2), {}))
     return out
 
 

@@ -131,9 +131,7 @@ def voice(rng: np.random.Generator, f0: float, duration: float) -> Floats:
         src = np.zeros(seg)
         for k in range(1, max(2, int(3500.0 / f0))):
             src += np.sin(k * phase) / k
-        vowel = _resonate(src, rng.uniform(300.0, 850.0), 6.0) + 0.7 * _resonate(
-            src, rng.uniform(900.0, 2400.0), 8.0
-        )
+        vowel = _resonate(src, rng.uniform(300.0, 850.0), 6.0) + 0.7 * _resonate(src, rng.uniform(900.0, 2400.0), 8.0)
         burst = int(min(seg, rng.uniform(0.02, 0.07) * SR))
         if rng.random() < 0.6 and burst > 8:
             vowel[:burst] += 0.5 * np.std(vowel) * _highpass(rng.standard_normal(burst), 2500.0)
@@ -164,9 +162,7 @@ def rustle(rng: np.random.Generator, duration: float) -> Floats:
     return unit_rms(_fades(y))
 
 
-def _clicks(
-    rng: np.random.Generator, n: int, times: Floats, freq: tuple[float, float], decay: float
-) -> Floats:
+def _clicks(rng: np.random.Generator, n: int, times: Floats, freq: tuple[float, float], decay: float) -> Floats:
     out = np.zeros(n)
     m = int(0.03 * SR)
     tt = np.arange(m) / SR

@@ -103,9 +103,7 @@ def test_wire_format_round_trip_is_the_quantised_mel() -> None:
     assert np.array_equal(quantize_roundtrip(back), back)  # idempotent
 
 
-def _header(
-    magic: bytes = b"STMEL", version: int = 1, bands: int = 64, frames: int = 3001, codec: int = 1
-) -> bytes:
+def _header(magic: bytes = b"STMEL", version: int = 1, bands: int = 64, frames: int = 3001, codec: int = 1) -> bytes:
     return struct.pack("<5sBHIB", magic, version, bands, frames, codec)
 
 

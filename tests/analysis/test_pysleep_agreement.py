@@ -38,9 +38,7 @@ def realistic_hypnograms(draw: st.DrawFn) -> list[int]:
     return stages
 
 
-adversarial_hypnograms = st.lists(st.integers(0, 3), min_size=1, max_size=400).filter(
-    lambda s: any(v > 0 for v in s)
-)
+adversarial_hypnograms = st.lists(st.integers(0, 3), min_size=1, max_size=400).filter(lambda s: any(v > 0 for v in s))
 # Long REM runs separated by gaps near the 20-epoch cluster threshold stress the cycle rule.
 threshold_hypnograms = (
     st.lists(st.tuples(st.sampled_from([1, 2, 3, 0]), st.integers(15, 25)), min_size=1, max_size=30)

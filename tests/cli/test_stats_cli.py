@@ -48,9 +48,7 @@ def test_stats_timezone_and_basic_plan(tmp_path: Path) -> None:
 
 def test_stats_report_flag_prints_the_whole_result(tmp_path: Path) -> None:
     (tmp_path / "h.json").write_text(json.dumps([0] * 30))
-    result = runner.invoke(
-        app, ["stats", str(tmp_path / "h.json"), "--start", "2025-01-01T00:00:00Z", "--report"]
-    )
+    result = runner.invoke(app, ["stats", str(tmp_path / "h.json"), "--start", "2025-01-01T00:00:00Z", "--report"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["peculiarities"] == ["NEVER_SLEPT", "NO_BREATHING_STABILITY"]

@@ -13,9 +13,7 @@ from sleeptrack.sim import NightConfig, SimulationError
 
 def test_all_is_complete_and_importable() -> None:
     names = set(sim_pkg.__all__)
-    public = {
-        n for n in vars(sim_pkg) if not n.startswith("_") and not isinstance(getattr(sim_pkg, n), ModuleType)
-    }
+    public = {n for n in vars(sim_pkg) if not n.startswith("_") and not isinstance(getattr(sim_pkg, n), ModuleType)}
     assert public <= names, f"public names missing from __all__: {sorted(public - names)}"
     assert all(hasattr(sim_pkg, n) for n in names)
     assert {"NightConfig", "NightSimulator", "NightTruth", "simulate_night"} <= names

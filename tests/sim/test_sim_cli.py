@@ -89,9 +89,7 @@ def test_one_night_with_summary(tmp_path: Path) -> None:
 
 
 def test_count_writes_night_pairs_into_a_folder(tmp_path: Path) -> None:
-    result = _run(
-        "--hours", "0.05", "--seed", "3", "--count", "2", "--out-dir", str(tmp_path / "n"), "--no-snorer"
-    )
+    result = _run("--hours", "0.05", "--seed", "3", "--count", "2", "--out-dir", str(tmp_path / "n"), "--no-snorer")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "n").iterdir())
     assert names == ["night-3.flac", "night-3.json", "night-4.flac", "night-4.json"]

@@ -69,9 +69,7 @@ def test_temporal_context_makes_the_task_learnable() -> None:
 
 
 def test_people_and_rooms_differ() -> None:
-    nights = [
-        draw_profile(NightConfig(seed=s), stream(s, "profile"), real_sounds=True) for s in range(400, 500)
-    ]
+    nights = [draw_profile(NightConfig(seed=s), stream(s, "profile"), real_sounds=True) for s in range(400, 500)]
     rates = np.array([p.base_rate_bpm for p in nights])
     snr = np.array([p.snr_db for p in nights])
     assert rates.std() > 1.2

@@ -13,19 +13,20 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from ._constants import Stage, StageScheme
-from ._features import ACF_NAMES, DSP_FEATURE_NAMES, dsp_features
+from ._features import ACF_NAMES, DSP_FEATURE_NAMES, ENVELOPE_NAMES, dsp_features
 from ._hmm import forward_filter, scaled_log_likelihood, viterbi
 from ._hypnogram import Hypnogram
 from ._mel import MEL_VERSION, mel_spectrogram, quantize_roundtrip
 from ._mlp import MLP
 from ._sequence import sequence_features
 from ._snore import window_features
+from ._trees import TreeEnsemble
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -62,13 +63,28 @@ _SNORE_INPUTS: Final = (
 )
 
 
+class Classifier(Protocol):
+    """What the engine needs of a trained model: class probabilities, and a way to be stored."""
+
+    def predict_proba(self, X: npt.ArrayLike) -> _F32: ...
+
+    def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[Any]]: ...
+
+
+def _load_classifier(arrays: dict[str, npt.NDArray[Any]], prefix: str) -> Classifier:
+    """A tree ensemble or a network, whichever the artifact holds under ``prefix``."""
+    if f"{prefix}.shape" in arrays:
+        return TreeEnsemble.from_arrays(arrays, prefix)
+    return MLP.from_arrays(arrays, prefix)
+
+
 class ModelError(RuntimeError):
     """A model artifact that cannot be loaded (missing, corrupt, or made for another feature set)."""
 
 
 def chunk_feature_names() -> tuple[str, ...]:
-    """Scalar features, snore summary, then the breath-envelope autocorrelation block."""
-    return (*DSP_FEATURE_NAMES, *SNORE_SUMMARY_NAMES, *ACF_NAMES)
+    """Scalar features, snore summary, then the breath-envelope autocorrelation and the envelope itself."""
+    return (*DSP_FEATURE_NAMES, *SNORE_SUMMARY_NAMES, *ACF_NAMES, *ENVELOPE_NAMES)
 
 
 #: Columns of the chunk features before the autocorrelation block.
@@ -162,11 +178,11 @@ class Engine:
     def __init__(
         self,
         version: str,
-        snore_window: MLP,
-        snore_full: MLP,
-        snore_causal: MLP,
-        stage_full: MLP,
-        stage_causal: MLP,
+        snore_window: Classifier,
+        snore_full: Classifier,
+        snore_causal: Classifier,
+        stage_full: Classifier,
+        stage_causal: Classifier,
         stage_chain: _Chain,
         snore_chain: _Chain,
         feature_scale: _F32,
@@ -210,8 +226,8 @@ class Engine:
         """Features of one 30-second chunk from its (quantised) mel spectrogram."""
         mel = np.asarray(mel, dtype=np.float32)
         probs = self.window_snore_probabilities(mel[:3000])
-        scalars, acf = dsp_features(mel)
-        return np.concatenate([scalars, snore_summary(probs), acf]).astype(np.float32)
+        dsp = dsp_features(mel)
+        return np.concatenate([dsp.scalars, snore_summary(probs), dsp.acf, dsp.envelope]).astype(np.float32)
 
     def chunk_features_from_audio(self, samples: npt.ArrayLike) -> _F32:
         """Features of one 30-second chunk of 16 kHz samples (mel computed and quantised as the SDK does)."""
@@ -310,11 +326,11 @@ class Engine:
         try:
             return cls(
                 version=str(meta["version"]),
-                snore_window=MLP.from_arrays(arrays, "snore_window"),
-                snore_full=MLP.from_arrays(arrays, "snore_full"),
-                snore_causal=MLP.from_arrays(arrays, "snore_causal"),
-                stage_full=MLP.from_arrays(arrays, "stage_full"),
-                stage_causal=MLP.from_arrays(arrays, "stage_causal"),
+                snore_window=_load_classifier(arrays, "snore_window"),
+                snore_full=_load_classifier(arrays, "snore_full"),
+                snore_causal=_load_classifier(arrays, "snore_causal"),
+                stage_full=_load_classifier(arrays, "stage_full"),
+                stage_causal=_load_classifier(arrays, "stage_causal"),
                 stage_chain=_Chain.from_arrays(arrays, "stage_chain"),
                 snore_chain=_Chain.from_arrays(arrays, "snore_chain"),
                 feature_scale=arrays["feature_scale"],

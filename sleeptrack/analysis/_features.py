@@ -15,6 +15,7 @@ Context across epochs and per-night normalisation are added by the staging model
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -22,7 +23,7 @@ import numpy.typing as npt
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import find_peaks
 
-__all__ = ["ACF_LAGS", "ACF_NAMES", "DSP_FEATURE_NAMES", "dsp_features"]
+__all__ = ["ACF_LAGS", "ACF_NAMES", "DSP_FEATURE_NAMES", "ENVELOPE_NAMES", "EpochDSP", "dsp_features"]
 
 _F32 = npt.NDArray[np.float32]
 _F64 = npt.NDArray[np.float64]
@@ -45,6 +46,8 @@ _NFFT_ENV: Final = 1024
 #: average it over neighbouring epochs: regular breathing reinforces at one lag, irregular averages out.
 ACF_LAGS: Final = tuple(range(_MIN_LAG, _MAX_LAG + 1))
 ACF_NAMES: Final = tuple(f"breath_acf_{lag}" for lag in ACF_LAGS)
+#: The breath envelope itself (10 Hz, drift removed, dB), so that breaths can be timed across epochs.
+ENVELOPE_NAMES: Final = tuple(f"breath_env_{i}" for i in range(_N_ENV))
 
 
 def _group_matrix() -> _F32:
@@ -130,9 +133,21 @@ def _runs(mask: npt.NDArray[np.bool_]) -> int:
     return int(np.count_nonzero(np.diff(mask.astype(np.int8)) == 1) + int(mask[0]))
 
 
-def dsp_features(mel: _F32) -> tuple[_F32, _F32]:
-    """The acoustic features of one 30-second epoch, in the order of :data:`DSP_FEATURE_NAMES`, and the
-    autocorrelation of its breath envelope at :data:`ACF_LAGS`.
+@dataclass(frozen=True)
+class EpochDSP:
+    """The acoustic description of one epoch.
+
+    ``scalars`` follow :data:`DSP_FEATURE_NAMES`; ``acf`` is the breath-envelope autocorrelation at
+    :data:`ACF_LAGS`; ``envelope`` is the breath envelope (300 values at 10 Hz, drift removed, dB).
+    """
+
+    scalars: _F32
+    acf: _F32
+    envelope: _F32
+
+
+def dsp_features(mel: _F32) -> EpochDSP:
+    """The acoustic description of one 30-second epoch (see :class:`EpochDSP`).
 
     Parameters
     ----------
@@ -245,4 +260,4 @@ def dsp_features(mel: _F32) -> tuple[_F32, _F32]:
         level_feats + band_feats + shape_feats + breath_feats + snore_feats + move_feats + speech_feats,
         dtype=np.float32,
     )
-    return scalars, ac[_MIN_LAG : _MAX_LAG + 1].astype(np.float32)
+    return EpochDSP(scalars, ac[_MIN_LAG : _MAX_LAG + 1].astype(np.float32), breath_hp.astype(np.float32))

@@ -14,6 +14,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from ._breathing import breath_window_stat_count, breath_window_stats
+from ._features import ACF_LAGS
+
 __all__ = ["ACF_WINDOWS", "CONTEXT_WINDOWS", "sequence_feature_count", "sequence_features"]
 
 _F32 = npt.NDArray[np.float32]
@@ -26,10 +29,11 @@ ACF_WINDOWS: Final = (1, 3, 5, 9, 15)
 _ACF_FIRST_LAG: Final = 25
 _ACF_LAG0: Final = 15  # lag of the first autocorrelation column (0.1 s units)
 _ACF_SCALE: Final = (0.15, 3.0)  # typical spread of (peak height, breaths per minute)
+_BREATH_SCALE: Final = (0.15, 3.0, 0.1, 0.1, 0.1)  # ACF peak, rate, three interval CVs
 
 
-def sequence_feature_count(n_scalar: int, causal: bool, with_acf: bool = False) -> int:
-    n = n_scalar + (2 * len(ACF_WINDOWS) if with_acf else 0)
+def sequence_feature_count(n_scalar: int, causal: bool, with_breath_blocks: bool = False) -> int:
+    n = n_scalar + (2 * len(ACF_WINDOWS) + breath_window_stat_count() if with_breath_blocks else 0)
     return n * (2 + len(CONTEXT_WINDOWS)) + (1 if causal else 2)
 
 
@@ -94,8 +98,11 @@ def sequence_features(
     causal
         Real-time mode: every row depends only on rows at or before it.
     n_scalar
-        Columns before the breath-envelope autocorrelation block (``None``: no such block). The block is
-        not fed as is: its averages over :data:`ACF_WINDOWS` give a peak height and a rate each.
+        Columns before the breathing blocks (``None``: no such blocks): the breath-envelope
+        autocorrelation (:data:`~sleeptrack.analysis._features.ACF_LAGS`), then optionally the breath
+        envelope itself (300 values). Neither is fed as is: the autocorrelation averaged over
+        :data:`ACF_WINDOWS` gives a peak height and a rate each, and the envelope gives the breath
+        regularity over 1.5 and 2.5 minutes (:func:`~sleeptrack.analysis._breathing.breath_window_stats`).
     """
     x = np.asarray(chunk_features, dtype=np.float64)
     valid = np.asarray(valid, dtype=bool)
@@ -103,9 +110,14 @@ def sequence_features(
         raise ValueError(f"valid must have shape ({x.shape[0]},), got {valid.shape}")
     scale = np.asarray(feature_scale, dtype=np.float64)
     if n_scalar is not None and n_scalar < x.shape[1]:
-        summaries = _acf_summaries(x[:, n_scalar:], valid, causal)
-        x = np.concatenate([x[:, :n_scalar], summaries], axis=1)
-        scale = np.concatenate([scale[:n_scalar], np.tile(_ACF_SCALE, len(ACF_WINDOWS))])
+        acf_end = n_scalar + len(ACF_LAGS)
+        derived = [_acf_summaries(x[:, n_scalar:acf_end], valid, causal)]
+        scales = [scale[:n_scalar], np.tile(_ACF_SCALE, len(ACF_WINDOWS))]
+        if x.shape[1] > acf_end:
+            derived.append(breath_window_stats(x[:, acf_end:], valid, causal))
+            scales.append(np.tile(_BREATH_SCALE, breath_window_stat_count() // len(_BREATH_SCALE)))
+        x = np.concatenate([x[:, :n_scalar], *derived], axis=1)
+        scale = np.concatenate(scales)
     n, c = x.shape
     floor = 0.1 * scale
     if causal:

@@ -14,9 +14,9 @@ import numpy.typing as npt
 
 from sleeptrack.analysis._audio import AudioFormatError, iter_audio_blocks
 from sleeptrack.analysis._constants import SAMPLES_PER_EPOCH
-from sleeptrack.analysis._features import dsp_features
+from sleeptrack.analysis._features import EpochDSP, dsp_features
 from sleeptrack.analysis._mel import mel_spectrogram, quantize_roundtrip
-from sleeptrack.analysis._snore import WINDOW_FEATURE_COUNT, window_features
+from sleeptrack.analysis._snore import window_features
 from sleeptrack.analysis._train import TrainingNight
 
 __all__ = ["NightFiles", "find_night_pairs", "recording_night", "simulated_night", "simulated_nights"]
@@ -27,12 +27,30 @@ _SNORE_OVERLAP_S = 0.3
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 
 
-def _epoch_features(
-    block: npt.NDArray[np.float32],
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float16]]:
+def _epoch_features(block: npt.NDArray[np.float32]) -> tuple[EpochDSP, npt.NDArray[np.float16]]:
     mel = quantize_roundtrip(mel_spectrogram(block))
-    scalars, acf = dsp_features(mel)
-    return scalars, acf, window_features(mel[:3000]).astype(np.float16)
+    return dsp_features(mel), window_features(mel[:3000]).astype(np.float16)
+
+
+def _night(
+    name: str,
+    parts: list[tuple[EpochDSP, npt.NDArray[np.float16]]],
+    stages: npt.NDArray[np.int8],
+    snoring: npt.NDArray[np.int8] | None,
+    window_labels: npt.NDArray[np.int8] | None,
+) -> TrainingNight:
+    n = len(parts)
+    return TrainingNight(
+        name=name,
+        dsp=np.stack([p[0].scalars for p in parts]),
+        acf=np.stack([p[0].acf for p in parts]),
+        envelope=np.stack([p[0].envelope for p in parts]),
+        windows=np.stack([p[1] for p in parts]),
+        valid=np.ones(n, dtype=bool),
+        stages=stages[:n],
+        snoring=None if snoring is None else snoring[:n],
+        window_labels=None if window_labels is None else window_labels[:n],
+    )
 
 
 def _snore_window_labels(onsets: npt.ArrayLike, durations: npt.ArrayLike, n_epochs: int) -> npt.NDArray[np.int8]:
@@ -52,23 +70,15 @@ def simulated_night(seed: int, split: str, hours: float) -> TrainingNight:
 
     sim = NightSimulator(NightConfig(hours=hours, seed=seed, split=split))
     truth = sim.truth
-    dsp, acf, windows = [], [], []
-    for block in sim.iter_epochs():
-        d, a, w = _epoch_features(block)
-        dsp.append(d)
-        acf.append(a)
-        windows.append(w)
+    parts = [_epoch_features(block) for block in sim.iter_epochs()]
     n = truth.hypnogram.n_epochs
     snoring = truth.hypnogram.snoring
-    return TrainingNight(
-        name=f"sim-{split}-{seed}",
-        dsp=np.stack(dsp),
-        acf=np.stack(acf),
-        windows=np.stack(windows),
-        valid=np.ones(n, dtype=bool),
-        stages=truth.hypnogram.stages.copy(),
-        snoring=None if snoring is None else snoring.copy(),
-        window_labels=_snore_window_labels(truth.snores.onset_s, truth.snores.duration_s, n),
+    return _night(
+        f"sim-{split}-{seed}",
+        parts,
+        truth.hypnogram.stages.copy(),
+        None if snoring is None else snoring.copy(),
+        _snore_window_labels(truth.snores.onset_s, truth.snores.duration_s, n),
     )
 
 
@@ -156,9 +166,7 @@ def read_labels(path: Path) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8] 
     )
 
 
-def iter_recording_features(
-    audio: Path,
-) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float16]]]:
+def iter_recording_features(audio: Path) -> Iterator[tuple[EpochDSP, npt.NDArray[np.float16]]]:
     for block in iter_audio_blocks(audio):
         if block.size == SAMPLES_PER_EPOCH:
             yield _epoch_features(block)
@@ -167,24 +175,11 @@ def iter_recording_features(
 def recording_night(files: NightFiles) -> TrainingNight:
     """Features of a recording and its labels (stages beyond the audio, or audio beyond them, are cut)."""
     stages, snoring, _ = read_labels(files.labels)
-    dsp, acf, windows = [], [], []
     try:
-        for d, a, w in iter_recording_features(files.audio):
-            dsp.append(d)
-            acf.append(a)
-            windows.append(w)
+        parts = list(iter_recording_features(files.audio))
     except AudioFormatError as exc:
         raise ValueError(f"{files.audio}: {exc}") from exc
-    n = min(len(dsp), stages.size)
+    n = min(len(parts), stages.size)
     if n == 0:
         raise ValueError(f"{files.name}: no whole 30-second epoch of audio with a label")
-    return TrainingNight(
-        name=files.name,
-        dsp=np.stack(dsp[:n]),
-        acf=np.stack(acf[:n]),
-        windows=np.stack(windows[:n]) if windows else np.zeros((0, 30, WINDOW_FEATURE_COUNT), np.float16),
-        valid=np.ones(n, dtype=bool),
-        stages=stages[:n],
-        snoring=None if snoring is None else snoring[:n],
-        window_labels=None,
-    )
+    return _night(files.name, parts[:n], stages, snoring, None)

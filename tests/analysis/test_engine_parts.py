@@ -27,17 +27,22 @@ def breathing_like(rate_bpm: float, seconds: float = 30.0, seed: int = 0) -> np.
 
 def test_dsp_features_shape_and_finiteness() -> None:
     for samples in (np.zeros(480_000, np.float32), breathing_like(15)):
-        feats, acf = dsp_features(quantize_roundtrip(mel_spectrogram(samples)))
-        assert feats.shape == (len(DSP_FEATURE_NAMES),)
-        assert acf.shape == (len(ACF_LAGS),)
-        assert np.all(np.isfinite(feats))
-        assert np.all(np.isfinite(acf))
+        dsp = dsp_features(quantize_roundtrip(mel_spectrogram(samples)))
+        assert dsp.scalars.shape == (len(DSP_FEATURE_NAMES),)
+        assert dsp.acf.shape == (len(ACF_LAGS),)
+        assert dsp.envelope.shape == (300,)
+        for block in (dsp.scalars, dsp.acf, dsp.envelope):
+            assert np.all(np.isfinite(block))
 
 
 @pytest.mark.parametrize("rate", [10.0, 15.0, 22.0])
 def test_breathing_rate_is_recovered_from_the_envelope(rate: float) -> None:
     feats = dict(
-        zip(DSP_FEATURE_NAMES, dsp_features(quantize_roundtrip(mel_spectrogram(breathing_like(rate))))[0], strict=True)
+        zip(
+            DSP_FEATURE_NAMES,
+            dsp_features(quantize_roundtrip(mel_spectrogram(breathing_like(rate)))).scalars,
+            strict=True,
+        )
     )
     assert feats["breath_rate_psd"] == pytest.approx(rate, abs=1.5)
     assert feats["breath_count"] == pytest.approx(rate / 2, abs=2)

@@ -1,0 +1,84 @@
+"""``sleeptrack serve``: the API server on the embedded default (SQLite, local blobs, in-process workers)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from ._app import app, err_console, fail
+from ._server_opts import DatabaseUrlOption, DataDirOption, server_settings
+from ._worker import BrokerOption
+
+
+class WorkerMode(StrEnum):
+    process = "process"
+    thread = "thread"
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    broker: BrokerOption = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Analysis workers (default: CPUs - 1, at least 1).", show_default=False)
+    ] = None,
+    worker_mode: Annotated[
+        WorkerMode | None, typer.Option(help="Run analysis in worker processes (default) or threads.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    plain_logs: Annotated[
+        bool, typer.Option("--plain-logs", help="Human-readable logs instead of JSON lines.")
+    ] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    timeout_keep_alive: Annotated[
+        int, typer.Option(help="Seconds an idle HTTP connection stays open (longer than clients keep theirs).")
+    ] = 30,
+) -> None:
+    """Run the sleeptrack server: Users, Session and Data APIs, webhooks, analysis workers.
+
+    OpenAPI documentation at /docs, Prometheus metrics at /metrics, health at /healthz.
+    Create an API key first: sleeptrack keys create --environment test --plan advanced
+    """
+    settings = server_settings(
+        data_dir,
+        database_url,
+        broker_url=broker,
+        workers=workers,
+        worker_mode=worker_mode.value if worker_mode is not None else None,
+        log_level=log_level.upper(),
+        log_plain=plain_logs or None,
+    )
+    try:
+        import uvicorn
+
+        from sleeptrack._logging import configure_logging
+        from sleeptrack.server import create_app
+        from sleeptrack.store import DatabaseError, PlanError
+    except ImportError:
+        fail("the server needs its extra dependencies: pip install 'sleeptrack[server]'")
+    log_config = configure_logging(settings.log_level, plain=settings.log_plain)
+    try:
+        settings.plans()
+    except PlanError as exc:
+        fail(str(exc))
+    err_console.print(
+        f"sleeptrack server on [bold]http://{host}:{port}[/] (docs at /docs), data in {settings.data_dir}",
+        highlight=False,
+    )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=log_config,
+            access_log=access_log,
+            timeout_graceful_shutdown=10,
+            timeout_keep_alive=timeout_keep_alive,
+        )
+    except DatabaseError as exc:
+        fail(str(exc))

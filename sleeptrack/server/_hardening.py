@@ -1,0 +1,102 @@
+"""Hardening of the API's entrance: ambiguous identity headers refused; the answers' schema in the OpenAPI document.
+
+Refuse requests whose identity headers are ambiguous, before any handler sees them.
+
+HTTP allows a header to be repeated; frameworks then pick the first or the last value, and a proxy in
+front may pick the other one. A request carrying two different ``x-api-key``, ``x-user-id`` or
+``timezone`` values is refused with the documented error of that header (the same values repeated are
+harmless and pass).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sleeptrack.webhooks._targets import request_policy
+
+from ._errors import Detail
+from ._middleware import _send_error
+
+__all__ = ["ANSWER_SCHEMA", "HeaderGuardMiddleware", "install_answer_schema"]
+
+
+def _errors(path: str) -> dict[bytes, tuple[int, str]]:
+    data_api = path.startswith("/data/")
+    return {
+        b"x-api-key": (401, Detail.UNAUTHORIZED),
+        b"x-user-id": (400, Detail.X_USER_ID_FORMAT) if data_api else (401, Detail.X_USER_ID_INVALID),
+        b"timezone": (400, Detail.INVALID_TIMEZONE),
+    }
+
+
+class HeaderGuardMiddleware:
+    """Also sets, for each request, the app's callback policy (``allow_private_callbacks`` of its settings)."""
+
+    def __init__(self, app: ASGIApp, allow_private_callbacks: bool = False) -> None:
+        self.app = app
+        self.allow_private_callbacks = allow_private_callbacks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = request_policy.set(self.allow_private_callbacks)
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            request_policy.reset(token)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            seen: dict[bytes, bytes] = {}
+            for name, value in scope.get("headers", ()):
+                if name in (b"x-api-key", b"x-user-id", b"timezone"):
+                    if name in seen and seen[name].strip() != value.strip():
+                        status, detail = _errors(str(scope.get("path", "")))[name]
+                        await _send_error(send, status, detail)
+                        return
+                    seen[name] = value
+        await self.app(scope, receive, send)
+
+
+#: Every JSON answer of the API, success or error: ``{"detail": <message>, "result": <anything>}``.
+ANSWER_SCHEMA: dict[str, Any] = {
+    "title": "Answer",
+    "type": "object",
+    "required": ["detail", "result"],
+    "properties": {
+        "detail": {"type": "string", "description": '"success", or the error\'s documented message'},
+        "result": {"description": "The answer's data (null for most errors)"},
+    },
+}
+
+
+def install_answer_schema(app: FastAPI) -> None:
+    """Give every documented JSON answer of the OpenAPI document the envelope's schema.
+
+    The routes document their answers by examples; this makes the shape checkable (the fuzz tests
+    validate every answer against it) and replaces FastAPI's default 422 schema, which is not what the
+    API answers (``{"detail": "Invalid parameter", "result": {"errors": [...]}}``).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Answer"] = ANSWER_SCHEMA
+        metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
+        if metrics is not None:  # Prometheus' text format, not JSON
+            metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith(("/ai/", "/data/")):
+                continue
+            for operation in operations.values():
+                for answer in operation.get("responses", {}).values():
+                    content = answer.get("content", {}).get("application/json")
+                    if content is not None:
+                        content["schema"] = {"$ref": "#/components/schemas/Answer"}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

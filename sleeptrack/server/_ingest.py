@@ -1,0 +1,326 @@
+"""The write side of uploads: one transaction for many chunks (group commit).
+
+Every accepted chunk must be committed before its answer. On SQLite a commit with ``synchronous=FULL``
+is an fsync, and writers take turns on one lock: committing each upload alone caps ingest at a few
+hundred per second on a good disk. The :class:`ChunkWriter` thread takes every upload waiting at that
+moment and commits them together, so the fsync is shared while each request still waits for its own
+row to be durable. Each chunk is checked inside the transaction (session still OPEN, seq_num new).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import Table, case, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from sleeptrack.analysis import EPOCHS_PER_INFERENCE, SessionState
+from sleeptrack.jobs import PRIORITY, QueuedJob
+from sleeptrack.store import Chunk, Database, Job, SleepSession
+
+__all__ = ["ChunkRecord", "ChunkWriter", "Outcome", "UploadTarget", "UploadTargets"]
+
+log = logging.getLogger("sleeptrack.server")
+
+_SESSIONS = cast(Table, SleepSession.__table__)
+_CHUNKS = cast(Table, Chunk.__table__)
+_JOBS = cast(Table, Job.__table__)
+
+
+@dataclass
+class ChunkRecord:
+    session_id: str
+    seq_num: int
+    blob_key: str
+    size: int
+    inference_type: str
+    received_at: datetime
+    #: (url, key id, encrypted key) to set as the session's callback, if the upload gave one.
+    callback: tuple[str, int, bytes] | None = None
+
+
+@dataclass
+class Outcome:
+    status: Literal["accepted", "duplicate", "closed", "missing"]
+    jobs: list[QueuedJob] = field(default_factory=list)
+
+
+def _insert_ignore(dialect: str, table: Any) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def apply_chunk(db: Session, rec: ChunkRecord) -> Outcome:
+    """Record one chunk in ``db``'s transaction (the caller commits)."""
+    dialect = db.get_bind().dialect.name
+    query = select(_SESSIONS.c.state, _SESSIONS.c.realtime).where(_SESSIONS.c.id == rec.session_id)
+    if dialect == "postgresql":
+        # FOR NO KEY UPDATE (key_share=True): workers inserting rows that reference the session
+        # (FOR KEY SHARE) are not blocked by it.
+        query = query.with_for_update(key_share=True)
+    row = db.execute(query).first()
+    if row is None:
+        return Outcome("missing")
+    if row.state != SessionState.OPEN.value:
+        return Outcome("closed")
+    inserted = db.execute(
+        _insert_ignore(dialect, _CHUNKS)
+        .values(
+            session_id=rec.session_id,
+            seq_num=rec.seq_num,
+            blob_key=rec.blob_key,
+            size=rec.size,
+            inference_type=rec.inference_type,
+            received_at=rec.received_at,
+        )
+        .on_conflict_do_nothing()
+        .returning(_CHUNKS.c.seq_num)  # rowcount is not reliable here on every driver
+    ).first()
+    if inserted is None:
+        return Outcome("duplicate")
+    values: dict[str, Any] = {
+        "last_seq_num": case((_SESSIONS.c.last_seq_num < rec.seq_num, rec.seq_num), else_=_SESSIONS.c.last_seq_num),
+        "received_count": _SESSIONS.c.received_count + 1,
+        "last_upload_at": rec.received_at,
+    }
+    if rec.callback is not None:
+        values.update(callback_url=rec.callback[0], callback_key_id=rec.callback[1], callback_key_enc=rec.callback[2])
+    db.execute(update(_SESSIONS).where(_SESSIONS.c.id == rec.session_id).values(**values))
+    kinds = ["features"]
+    if row.realtime and (rec.seq_num + 1) % EPOCHS_PER_INFERENCE == 0:
+        kinds.append("realtime")
+    jobs = []
+    for kind in kinds:
+        job_id = db.execute(
+            insert(_JOBS)
+            .values(
+                kind=kind,
+                session_id=rec.session_id,
+                seq_num=rec.seq_num,
+                priority=PRIORITY[kind],
+                status="pending",
+                attempts=0,
+                created_at=rec.received_at,
+                updated_at=rec.received_at,
+            )
+            .returning(_JOBS.c.id)
+        ).scalar_one()
+        jobs.append(QueuedJob(PRIORITY[kind], int(job_id)))
+    return Outcome("accepted", jobs)
+
+
+def apply_chunks(db: Session, recs: Sequence[ChunkRecord]) -> list[Outcome]:
+    """Record several chunks in ``db``'s transaction with a handful of statements (the caller commits)."""
+    if len(recs) == 1:
+        return [apply_chunk(db, recs[0])]
+    dialect = db.get_bind().dialect.name
+    query = (
+        select(_SESSIONS.c.id, _SESSIONS.c.state, _SESSIONS.c.realtime)
+        .where(_SESSIONS.c.id.in_({r.session_id for r in recs}))
+        .order_by(_SESSIONS.c.id)  # every writer locks sessions in the same order: no deadlock between them
+    )
+    if dialect == "postgresql":
+        query = query.with_for_update(key_share=True)
+    sessions = {row.id: row for row in db.execute(query)}
+    open_keys = [
+        (r.session_id, r.seq_num)
+        for r in recs
+        if r.session_id in sessions and sessions[r.session_id].state == SessionState.OPEN.value
+    ]
+    existing: set[tuple[str, int]] = set()
+    if open_keys:
+        existing = {
+            (row.session_id, row.seq_num)
+            for row in db.execute(
+                select(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).where(
+                    tuple_(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).in_(open_keys)
+                )
+            )
+        }
+    outcomes: list[Outcome] = []
+    rows: list[dict[str, Any]] = []
+    jobs: list[tuple[int, dict[str, Any]]] = []
+    updates: dict[str, dict[str, Any]] = {}
+    for i, r in enumerate(recs):
+        row = sessions.get(r.session_id)
+        if row is None:
+            outcomes.append(Outcome("missing"))
+            continue
+        if row.state != SessionState.OPEN.value:
+            outcomes.append(Outcome("closed"))
+            continue
+        if (r.session_id, r.seq_num) in existing:
+            outcomes.append(Outcome("duplicate"))
+            continue
+        existing.add((r.session_id, r.seq_num))
+        outcomes.append(Outcome("accepted"))
+        rows.append(
+            {
+                "session_id": r.session_id,
+                "seq_num": r.seq_num,
+                "blob_key": r.blob_key,
+                "size": r.size,
+                "inference_type": r.inference_type,
+                "received_at": r.received_at,
+                "error": None,
+            }
+        )
+        u = updates.setdefault(r.session_id, {"max_seq": r.seq_num, "count": 0, "at": r.received_at})
+        u["max_seq"] = max(u["max_seq"], r.seq_num)
+        u["count"] += 1
+        u["at"] = max(u["at"], r.received_at)
+        if r.callback is not None:
+            u["callback"] = r.callback
+        kinds = ["features"]
+        if row.realtime and (r.seq_num + 1) % EPOCHS_PER_INFERENCE == 0:
+            kinds.append("realtime")
+        for kind in kinds:
+            jobs.append(
+                (
+                    i,
+                    {
+                        "kind": kind,
+                        "session_id": r.session_id,
+                        "seq_num": r.seq_num,
+                        "priority": PRIORITY[kind],
+                        "status": "pending",
+                        "attempts": 0,
+                        "created_at": r.received_at,
+                        "updated_at": r.received_at,
+                    },
+                )
+            )
+    if rows:
+        db.execute(insert(_CHUNKS), rows)
+    for session_id, u in updates.items():
+        values: dict[str, Any] = {
+            "last_seq_num": case(
+                (_SESSIONS.c.last_seq_num < u["max_seq"], u["max_seq"]), else_=_SESSIONS.c.last_seq_num
+            ),
+            "received_count": _SESSIONS.c.received_count + u["count"],
+            "last_upload_at": u["at"],
+        }
+        if "callback" in u:
+            url, key_id, enc = u["callback"]
+            values.update(callback_url=url, callback_key_id=key_id, callback_key_enc=enc)
+        db.execute(update(_SESSIONS).where(_SESSIONS.c.id == session_id).values(**values))
+    if jobs:
+        ids = db.execute(
+            insert(_JOBS).returning(_JOBS.c.id, sort_by_parameter_order=True), [params for _, params in jobs]
+        ).scalars()
+        for (i, params), job_id in zip(jobs, ids, strict=True):
+            outcomes[i].jobs.append(QueuedJob(int(params["priority"]), int(job_id)))
+    return outcomes
+
+
+class ChunkWriter:
+    """Commits uploaded chunks in batches from one thread; :meth:`write` waits for its chunk's commit."""
+
+    def __init__(self, db: Database, max_batch: int = 256) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[ChunkRecord, Future[Outcome]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="chunk-writer", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.chunks = 0
+
+    def write(self, rec: ChunkRecord, timeout: float = 120.0) -> Outcome:
+        future: Future[Outcome] = Future()
+        self._queue.put((rec, future))
+        return future.result(timeout=timeout)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: Sequence[tuple[ChunkRecord, Future[Outcome]]]) -> None:
+        try:
+            with self.db.write() as db:
+                outcomes = apply_chunks(db, [rec for rec, _ in batch])
+        except Exception:
+            if len(batch) == 1:
+                log.exception("cannot record an uploaded chunk")
+                batch[0][1].set_exception(RuntimeError("the chunk could not be recorded"))
+                return
+            # One bad chunk must not fail the others: record them one by one.
+            for item in batch:
+                self._commit([item])
+            return
+        self.batches += 1
+        self.chunks += len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            future.set_result(outcome)
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """What an upload needs to know of its session before writing the chunk."""
+
+    environment_id: int
+    user_id: str
+    inference_type: str
+    closed: bool
+
+
+class UploadTargets:
+    """Sessions recently uploaded to (bounded). Only a hint: the transaction checks the session again."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._items: dict[str, UploadTarget] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session_id: str) -> UploadTarget | None:
+        with self._lock:
+            return self._items.get(session_id)
+
+    def put(self, session_id: str, target: UploadTarget) -> None:
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[session_id] = target
+
+    def closed(self, session_id: str) -> None:
+        with self._lock:
+            target = self._items.get(session_id)
+            if target is not None:
+                self._items[session_id] = UploadTarget(
+                    target.environment_id, target.user_id, target.inference_type, True
+                )
+
+    def forget(self, session_id: str) -> None:
+        with self._lock:
+            self._items.pop(session_id, None)
+
+    def forget_user(self, user_id: str) -> None:
+        with self._lock:
+            for sid in [k for k, v in self._items.items() if v.user_id == user_id]:
+                del self._items[sid]

@@ -1,0 +1,121 @@
+"""Group commit of uploads: a batch of chunks recorded in one transaction, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+
+from sleeptrack.server._ingest import ChunkRecord, ChunkWriter, apply_chunks
+from sleeptrack.store import (
+    ApiKey,
+    Chunk,
+    Job,
+    SleepSession,
+    Stores,
+    User,
+    create_api_key,
+    new_session_id,
+    new_user_id,
+    utcnow,
+)
+from tests.server.conftest import make_settings
+
+
+def _stores(tmp_path: Path, url: str) -> Stores:
+    from sleeptrack.store import open_stores
+
+    return open_stores(make_settings(tmp_path, database_url=url))
+
+
+def _session(stores: Stores, state: str = "OPEN", realtime: bool = True) -> str:
+    with stores.db.write() as db:
+        key = create_api_key(db, environment="test", plan=stores.plans["advanced"])
+        env = db.get_one(ApiKey, key.id).environment_id
+        user = User(id=new_user_id(), environment_id=env, created_at=utcnow())
+        db.add(user)
+        db.flush()
+        sid = new_session_id()
+        while db.get(SleepSession, sid) is not None:
+            sid = new_session_id()
+        db.add(
+            SleepSession(
+                id=sid, environment_id=env, user_id=user.id, state=state, inference_type="MELSPECTROGRAM",
+                service="x", created_timezone="UTC", start_time=utcnow(), plan="advanced", scheme="4-stage",
+                snoring=True, realtime=realtime, last_seq_num=-1, received_count=0,
+            )
+        )  # fmt: skip
+    return sid
+
+
+def _rec(sid: str, seq: int, callback: tuple[str, int, bytes] | None = None) -> ChunkRecord:
+    return ChunkRecord(sid, seq, f"blob/{sid}/{seq}", 10, "MELSPECTROGRAM", utcnow(), callback)
+
+
+def test_a_batch_of_chunks(tmp_path: Path, database_url: str) -> None:
+    stores = _stores(tmp_path, database_url)
+    a, b = _session(stores), _session(stores, realtime=False)
+    closed = _session(stores, state="CLOSED")
+    with stores.db.write() as db:
+        apply_chunks(db, [_rec(a, 0)])
+    batch = [
+        _rec(a, 9, ("https://example.com/h", 1, b"enc")),
+        _rec(a, 0),  # already there
+        _rec(b, 9),
+        _rec(a, 9),  # twice in the same batch
+        _rec(closed, 1),
+        _rec("20250101000000_zzzzz", 1),
+        _rec(a, 4),
+    ]
+    with stores.db.write() as db:
+        outcomes = apply_chunks(db, batch)
+    assert [o.status for o in outcomes] == [
+        "accepted",
+        "duplicate",
+        "accepted",
+        "duplicate",
+        "closed",
+        "missing",
+        "accepted",
+    ]
+    assert len(outcomes[0].jobs) == 2 and len(outcomes[2].jobs) == 1 and len(outcomes[6].jobs) == 1
+    with stores.db.read() as db:
+        sa = db.get_one(SleepSession, a)
+        assert (sa.last_seq_num, sa.received_count, sa.callback_url) == (9, 3, "https://example.com/h")
+        sb = db.get_one(SleepSession, b)
+        assert (sb.last_seq_num, sb.received_count, sb.callback_url) == (9, 1, None)
+        jobs = {j.id: (j.kind, j.session_id, j.seq_num) for j in db.scalars(select(Job))}
+        assert {jobs[q.job_id] for q in outcomes[0].jobs} == {("features", a, 9), ("realtime", a, 9)}
+        assert jobs[outcomes[2].jobs[0].job_id] == ("features", b, 9)
+        assert sorted(c.seq_num for c in db.scalars(select(Chunk).where(Chunk.session_id == a))) == [0, 4, 9]
+    stores.close()
+
+
+def test_the_writer_under_concurrent_uploads(tmp_path: Path, database_url: str) -> None:
+    stores = _stores(tmp_path, database_url)
+    sessions = [_session(stores) for _ in range(4)]
+    writer = ChunkWriter(stores.db)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def upload(sid: str) -> None:
+        for seq in [*range(30), 3, 7]:  # two retried uploads each
+            outcome = writer.write(_rec(sid, seq))
+            with lock:
+                results.append(outcome.status)
+
+    threads = [threading.Thread(target=upload, args=(sid,)) for sid in sessions for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.stop()
+    assert results.count("accepted") == 4 * 30 and results.count("duplicate") == len(results) - 120
+    with stores.db.read() as db:
+        for sid in sessions:
+            s = db.get_one(SleepSession, sid)
+            assert (s.received_count, s.last_seq_num) == (30, 29)
+        assert len(db.scalars(select(Job).where(Job.kind == "realtime")).all()) == 4 * 3
+    assert writer.batches < writer.chunks  # some uploads shared a transaction
+    stores.close()

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install install-dev system-deps demo test lint typecheck pytest bench model sim-model clean
+.PHONY: help install install-dev system-deps demo test lint typecheck pytest audit bench model sim-model clean
 
 help:
 	@echo "make demo   - install and run the demo (simulate a night, track it, print the report)"
@@ -46,16 +46,22 @@ typecheck: $(VENV)/.installed-dev
 pytest: install-dev
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
-# Lint first (seconds), then mypy in the background while pytest uses the cores.
-test: install-dev lint
+# Known vulnerabilities in the installed dependencies (pip-audit); says so when the service is unreachable.
+audit: $(VENV)/.installed-dev
+	$(BIN)/python scripts/audit.py
+
+# Lint and audit first (seconds), then mypy in the background while pytest uses the cores.
+test: install-dev lint audit
 	@$(BIN)/mypy > .mypy.log 2>&1 & mypy_pid=$$!; \
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup; pytest_rc=$$?; \
 	wait $$mypy_pid; mypy_rc=$$?; cat .mypy.log; rm -f .mypy.log; \
 	if [ $$pytest_rc -ne 0 ] || [ $$mypy_rc -ne 0 ]; then \
 		echo "pytest exit $$pytest_rc, mypy exit $$mypy_rc"; exit 1; fi
 
+# SLEEPTRACK_SOAK_SECONDS sets the scale-out soak (default 600 s); the fuzzing runs 100 examples per operation.
 bench: install-dev
 	$(BIN)/python -m benchmarks
+	SLEEPTRACK_FUZZ_EXAMPLES=100 $(BIN)/pytest -q tests/hardening/test_fuzz.py
 
 model: install
 	$(BIN)/sleeptrack train

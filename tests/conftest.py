@@ -16,6 +16,10 @@ from sleeptrack._data import shared_data_dir
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The tests' webhook receivers listen on loopback, which a server refuses by default (only public callback
+# addresses); servers started by the tests, in this process or as children, allow them.
+os.environ.setdefault("SLEEPTRACK_ALLOW_PRIVATE_CALLBACKS", "1")
+
 
 def skip_or_fail(reason: str) -> None:
     """Skip locally; in CI a missing prerequisite is a failure, not a skip."""

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from . import _analyze, _demo, _simulate, _stats, _train  # noqa: F401  (each registers its commands)
+from . import (  # noqa: F401  (each registers its commands)
+    _accounts,
+    _analyze,
+    _demo,
+    _keys,
+    _reports_cli,
+    _serve,
+    _simulate,
+    _stats,
+    _track,
+    _train,
+    _worker,
+)
 from ._app import app
 
 __all__ = ["app", "main"]

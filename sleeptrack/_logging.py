@@ -54,6 +54,8 @@ def configure_logging(level: str = "INFO", plain: bool = False) -> dict[str, Any
             "uvicorn.access": {"handlers": [], "propagate": True},
             "httpx": {"level": "WARNING"},
             "alembic": {"level": "WARNING"},
+            # SQLAlchemy logs every statement at INFO: never wanted in a service log.
+            "sqlalchemy": {"level": "WARNING"},
         },
     }
     logging.config.dictConfig(config)

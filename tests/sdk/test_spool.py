@@ -106,11 +106,11 @@ def test_killed_at_random_points_loses_nothing_and_duplicates_nothing(tmp_path: 
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"ready"
         if run < 12:
-            time.sleep(rng.uniform(0.0, 0.15))
+            time.sleep(rng.uniform(0.0, 0.05))
             proc.send_signal(signal.SIGKILL)
-            kills += 1
         proc.wait(timeout=120)
         assert proc.returncode in (0, -signal.SIGKILL), proc.returncode
+        kills += proc.returncode == -signal.SIGKILL  # a kill that came after the worker finished is none
     assert (tmp_path / "server.log.done").exists(), "the worker never finished"
     received = [int(line) for line in log.read_text().split()]
     assert sorted(set(received)) == list(range(n))  # nothing lost

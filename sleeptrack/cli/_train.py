@@ -18,7 +18,7 @@ def train_command(
         Path | None,
         typer.Option(help="Folder of your own scored nights: X.wav/.flac/.mp3/.ogg + X.json (stage codes per epoch)."),
     ] = None,
-    simulated: Annotated[int, typer.Option(help="Simulated training nights (0 = only your own nights).")] = 36,
+    simulated: Annotated[int, typer.Option(help="Simulated training nights (0 = only your own nights).")] = 48,
     validation: Annotated[int, typer.Option(help="Simulated nights used to tune and report the model.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the whole run: same seed, same model.")] = 0,
     version: Annotated[str | None, typer.Option(help="Model name (default: the shipped model's name).")] = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ._keys import ENVIRONMENTS, generate_api_key, hash_api_key, key_prefix
@@ -56,8 +56,12 @@ class KeyInfo:
 
 
 def ensure_account(session: Session, email: str, default_plan: str = "advanced") -> Account:
-    """The account with ``email``, created with its ``live`` and ``test`` environments if new."""
-    account = session.scalar(select(Account).where(Account.email == email))
+    """The account with ``email`` (any case), created with its ``live`` and ``test`` environments if new.
+
+    E-mail addresses are stored lower-cased, so ``Ops@Example.com`` and ``ops@example.com`` are one account.
+    """
+    email = email.strip().lower()
+    account = session.scalars(select(Account).where(func.lower(Account.email) == email).order_by(Account.id)).first()
     if account is None:
         account = Account(email=email, created_at=utcnow())
         session.add(account)

@@ -31,7 +31,7 @@ Say = Callable[[str], None]
 class TrainConfig:
     """What ``sleeptrack train`` does; the defaults rebuild the shipped model."""
 
-    simulated_nights: int = 36
+    simulated_nights: int = 48
     validation_nights: int = 6
     clip_augmentations: int = 3
     seed: int = 0

@@ -26,8 +26,15 @@ def test_cli_account_gets_a_password_and_sees_its_keys(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     prefix = json.loads(made.stdout)["prefix"]
     listed = runner.invoke(cli, ["accounts", "list", "--json", *data])
-    rows = {r["email"].lower(): r for r in json.loads(listed.stdout)}
+    rows = {r["email"]: r for r in json.loads(listed.stdout)}
     assert rows["ops@example.com"]["dashboard_sign_in"] is False and rows["ops@example.com"]["test_keys"] == 1
+    again = runner.invoke(
+        cli,
+        ["keys", "create", "--environment", "test", "--plan", "trial", "--account", " OPS@example.COM", *data],
+    )
+    assert again.exit_code == 0, again.output
+    rows = {r["email"]: r for r in json.loads(runner.invoke(cli, ["accounts", "list", "--json", *data]).stdout)}
+    assert list(rows) == ["ops@example.com"] and rows["ops@example.com"]["test_keys"] == 2
 
     missing = runner.invoke(
         cli, ["accounts", "set-password", "nobody@example.com", "--password-stdin", *data], input=PASSWORD + "\n"

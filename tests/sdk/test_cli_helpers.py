@@ -88,3 +88,23 @@ def test_track_needs_exactly_one_source(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert result.exit_code == 1 and "not found" in result.output
     result = runner.invoke(app, ["track", "--simulate", "1", "--start-at", "25:00"])
     assert result.exit_code == 1 and "clock time" in result.output
+
+
+def test_agreement_table_says_when_the_truth_has_no_snoring() -> None:
+    from sleeptrack.analysis import Hypnogram
+    from sleeptrack.cli._track import agreement_table
+
+    start = datetime(2025, 1, 15, 23, tzinfo=UTC)
+    stages = [0, 1, 1, 2, 2, 1, 3, 3]
+
+    def text(truth_snore: list[int], measured_snore: list[int]) -> str:
+        truth = Hypnogram(stages, start, snoring=truth_snore)
+        measured = Hypnogram(stages, start, snoring=measured_snore)
+        console = Console(width=100, record=True)
+        console.print(agreement_table(truth, measured))
+        return console.export_text()
+
+    quiet = text([0] * 8, [0, 0, 0, 1, 0, 0, 0, 0])
+    assert "none in the truth, 1 epoch called snoring" in quiet and "snoring F1" not in quiet
+    snorer = text([0, 0, 1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0, 0])
+    assert "snoring F1" in snorer and "0.67" in snorer

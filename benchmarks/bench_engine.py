@@ -30,6 +30,7 @@ import soundfile as sf
 from sleeptrack.analysis import SAMPLES_PER_EPOCH, NightPair, StageScheme, agreement, load_engine
 from sleeptrack.analysis._mel import MEL, mel_spectrogram, quantize_roundtrip
 from sleeptrack.analysis._snore import window_features
+from sleeptrack.analysis._threads import one_blas_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SEED_BASE = 900_000
@@ -40,14 +41,6 @@ MIN_CLIP_ACCURACY = 0.95
 MAX_SPEED_RATIO = 1.5
 MAX_RSS_MB = 400.0
 MAX_CHUNK_MS = 20.0
-
-
-def _one_core() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    threadpool_limits(1)
 
 
 def _night_pair(seed: int) -> tuple[NightPair, NightPair]:
@@ -74,7 +67,7 @@ def _night_pair(seed: int) -> tuple[NightPair, NightPair]:
 def accuracy(n_nights: int) -> bool:
     seeds = [TEST_SEED_BASE + i for i in range(n_nights)]
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=2, initializer=_one_core) as pool:
+    with ProcessPoolExecutor(max_workers=2, initializer=one_blas_thread) as pool:
         results = list(pool.map(_night_pair, seeds))
     full = agreement([r[0] for r in results])
     live = agreement([r[1] for r in results])
@@ -203,7 +196,7 @@ def speed() -> bool:
 
 
 def per_chunk() -> bool:
-    _one_core()
+    one_blas_thread()
     rng = np.random.default_rng(3)
     t = np.arange(SAMPLES_PER_EPOCH) / MEL.sample_rate
     samples = (0.05 * np.sin(2 * np.pi * 0.25 * t) * rng.standard_normal(t.size)).astype(np.float32)

@@ -12,6 +12,7 @@ one, so a real-time stage never depends on the future.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -44,8 +45,8 @@ def _acf_summaries(acf: _F64, valid: npt.NDArray[np.bool_], causal: bool) -> _F6
     """Peak height and breathing rate of the autocorrelation averaged over each of :data:`ACF_WINDOWS`."""
     start = _ACF_FIRST_LAG - _ACF_LAG0
     cols = []
-    for size in ACF_WINDOWS:
-        mean = _moving_mean(acf, valid, size, causal)[:, start:]
+    for averaged in _moving_means(acf, valid, ACF_WINDOWS, causal):
+        mean = averaged[:, start:]
         k = np.argmax(mean, axis=1)
         cols.append(mean[np.arange(mean.shape[0]), k])
         cols.append(600.0 / (k + _ACF_FIRST_LAG))
@@ -62,29 +63,36 @@ def _expanding_stats(x: _F64, valid: npt.NDArray[np.bool_]) -> tuple[_F64, _F64]
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
-def _moving_mean(x: _F64, valid: npt.NDArray[np.bool_], size: int, causal: bool) -> _F64:
-    """NaN-free moving mean over valid rows: trailing (causal) or centred window of ``size`` rows."""
+def _moving_means(x: _F64, valid: npt.NDArray[np.bool_], sizes: Sequence[int], causal: bool) -> list[_F64]:
+    """NaN-free moving means over valid rows, one per window of ``sizes`` rows (trailing when causal,
+    centred otherwise), all from one cumulative sum."""
     n = x.shape[0]
     xs = np.where(valid[:, None], x, 0.0)
     csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(xs, axis=0)])
     ccount = np.concatenate([[0.0], np.cumsum(valid.astype(np.float64))])
     idx = np.arange(n)
-    if causal:
-        lo, hi = np.maximum(idx - size + 1, 0), idx + 1
-    else:
-        half = size // 2
-        lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, n)
-    total = csum[hi] - csum[lo]
-    count = (ccount[hi] - ccount[lo])[:, None]
-    out: _F64 = np.where(count > 0, total / np.maximum(count, 1.0), 0.0)
+    out: list[_F64] = []
+    for size in sizes:
+        if causal:
+            lo, hi = np.maximum(idx - size + 1, 0), idx + 1
+        else:
+            half = size // 2
+            lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, n)
+        total = csum[hi] - csum[lo]
+        count = (ccount[hi] - ccount[lo])[:, None]
+        out.append(np.where(count > 0, total / np.maximum(count, 1.0), 0.0))
     return out
 
 
-def _moving_std(x: _F64, valid: npt.NDArray[np.bool_], size: int, causal: bool) -> _F64:
-    """Standard deviation over the same windows as :func:`_moving_mean`."""
-    mean = _moving_mean(x, valid, size, causal)
-    out: _F64 = np.sqrt(np.maximum(_moving_mean(x * x, valid, size, causal) - mean * mean, 0.0))
-    return out
+def _moving_means_and_stds(
+    x: _F64, valid: npt.NDArray[np.bool_], sizes: Sequence[int], causal: bool
+) -> tuple[list[_F64], list[_F64]]:
+    """Moving means and standard deviations over each window of ``sizes`` (one pass over ``x`` and ``x²``)."""
+    c = x.shape[1]
+    both = _moving_means(np.concatenate([x, x * x], axis=1), valid, sizes, causal)
+    means = [m[:, :c] for m in both]
+    stds = [np.sqrt(np.maximum(m[:, c:] - mean * mean, 0.0)) for m, mean in zip(both, means, strict=True)]
+    return means, stds
 
 
 def sequence_features(
@@ -144,11 +152,8 @@ def sequence_features(
     raw = np.where(valid[:, None], x, mean)
     rel = (raw - mean) / (std + floor)
     rel[~valid] = 0.0
-    parts = [raw, rel]
-    for size in CONTEXT_WINDOWS:
-        parts.append(_moving_mean(rel, valid, size, causal))
-    for size in CONTEXT_WINDOWS:
-        parts.append(_moving_std(rel, valid, size, causal))
+    means, stds = _moving_means_and_stds(rel, valid, CONTEXT_WINDOWS, causal)
+    parts = [raw, rel, *means, *stds]
     hours = np.arange(n, dtype=np.float64)[:, None] * 30.0 / 3600.0
     parts.append(hours)
     if not causal:

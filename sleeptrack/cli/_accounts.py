@@ -109,8 +109,7 @@ def set_password_command(
         fail(message)
     hashed = Passwords().hash(password)
     stores = _open(data_dir, database_url)
-    from sleeptrack.dashboard._data import account_by_email
-    from sleeptrack.store import ensure_account
+    from sleeptrack.store import account_by_email, ensure_account
 
     try:
         with stores.db.write() as db:

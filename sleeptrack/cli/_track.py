@@ -253,13 +253,13 @@ def agreement_table(truth: Hypnogram, measured: Hypnogram) -> Table:
     table.add_row("4-stage epoch accuracy", f"{agree.stages.accuracy:.1%}")
     table.add_row("Cohen's kappa", f"{agree.stages.kappa:.2f}")
     table.add_row("wake/sleep accuracy", f"{agree.two_stage.accuracy:.1%}")
-    if agree.snoring is not None and agree.snoring_f1 is not None:
+    if agree.snoring is not None:
         (_, called_wrongly), (missed, hits) = agree.snoring.confusion
         if missed + hits == 0:  # F1 is undefined without a true snoring epoch
             plural = "" if called_wrongly == 1 else "s"
             table.add_row("snoring", f"none in the truth, {called_wrongly} epoch{plural} called snoring")
         else:
-            table.add_row("snoring F1", f"{agree.snoring_f1:.2f}")
+            table.add_row("snoring F1", f"{agree.snoring.f1[1]:.2f}")
     for key, ba in agree.nights.items():
         table.add_row(f"{key} error", f"{ba.bias:+.1f} {ba.unit}")
     return table

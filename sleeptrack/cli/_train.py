@@ -9,7 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from sleeptrack.training._run import TrainConfig
+
 from ._app import app, console, err_console, fail
+
+#: The options' defaults are the configuration that rebuilds the shipped model.
+_DEFAULT = TrainConfig()
 
 
 @app.command("train")
@@ -18,14 +23,18 @@ def train_command(
         Path | None,
         typer.Option(help="Folder of your own scored nights: X.wav/.flac/.mp3/.ogg + X.json (stage codes per epoch)."),
     ] = None,
-    simulated: Annotated[int, typer.Option(help="Simulated training nights (0 = only your own nights).")] = 48,
-    validation: Annotated[int, typer.Option(help="Simulated nights used to tune and report the model.")] = 6,
-    seed: Annotated[int, typer.Option(help="Seed of the whole run: same seed, same model.")] = 0,
+    simulated: Annotated[
+        int, typer.Option(help="Simulated training nights (0 = only your own nights).")
+    ] = _DEFAULT.simulated_nights,
+    validation: Annotated[
+        int, typer.Option(help="Simulated nights used to tune and report the model.")
+    ] = _DEFAULT.validation_nights,
+    seed: Annotated[int, typer.Option(help="Seed of the whole run: same seed, same model.")] = _DEFAULT.seed,
     version: Annotated[str | None, typer.Option(help="Model name (default: the shipped model's name).")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for <version>.npz + .json (default: the package's models).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Processes simulating nights in parallel.")] = 2,
+    workers: Annotated[int, typer.Option(help="Processes simulating nights in parallel.")] = _DEFAULT.workers,
 ) -> None:
     """Train the analysis engine.
 
@@ -34,7 +43,7 @@ def train_command(
     learns from your own scored recordings; with --simulated 0 only from them.
     """
     from sleeptrack.analysis import DEFAULT_MODEL, ModelError
-    from sleeptrack.training._run import TrainConfig, train_model
+    from sleeptrack.training._run import train_model
 
     if simulated < 0 or validation < 0 or workers < 1:
         fail("--simulated and --validation must be ≥ 0 and --workers ≥ 1")

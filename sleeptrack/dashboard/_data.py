@@ -40,6 +40,7 @@ from sleeptrack.store import (
     RealtimeResult,
     SleepSession,
     User,
+    account_by_email,
     create_api_key,
     ensure_account,
     utcnow,
@@ -90,13 +91,6 @@ class Scope:
     environment: str
     environment_id: int
     plan: str
-
-
-def account_by_email(s: Session, email: str) -> Account | None:
-    """The account of ``email``, ignoring case (``keys create --account`` keeps the case it was given)."""
-    return s.scalars(
-        select(Account).where(func.lower(Account.email) == email.strip().lower()).order_by(Account.id)
-    ).first()
 
 
 def create_account(s: Session, email: str, password_hash: str, default_plan: str) -> Account:

@@ -29,6 +29,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from sleeptrack.store import normalize_email
+
 __all__ = [
     "COOKIE_NAME",
     "MIN_PASSWORD_LENGTH",
@@ -54,10 +56,6 @@ def derive_key(server_secret: bytes, purpose: str) -> bytes:
     return hmac.new(server_secret, b"sleeptrack-dashboard:" + purpose.encode(), hashlib.sha256).digest()
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
 def validate_email(email: str) -> str | None:
     """An error message, or None when ``email`` looks like an address (the local@localhost account included)."""
     if not _EMAIL.match(email) or len(email) > 320:
@@ -70,7 +68,7 @@ def validate_password(password: str, email: str) -> str | None:
         return f"Use at least {MIN_PASSWORD_LENGTH} characters."
     if len(password) > MAX_PASSWORD_LENGTH:
         return f"Use at most {MAX_PASSWORD_LENGTH} characters."
-    if password.strip().lower() == email.strip().lower():
+    if password.strip().lower() == normalize_email(email):
         return "The password must not be your e-mail address."
     return None
 

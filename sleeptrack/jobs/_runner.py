@@ -20,7 +20,6 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from sleeptrack.analysis import (
     EPOCH_SECONDS,
@@ -34,6 +33,7 @@ from sleeptrack.analysis import (
     load_engine,
     parse_timezone,
 )
+from sleeptrack.analysis._threads import one_blas_thread
 from sleeptrack.store import (
     BlobNotFoundError,
     Chunk,
@@ -114,10 +114,7 @@ class JobRunner:
     ) -> None:
         self.stores = stores
         self._engine = engine
-        # One BLAS thread: a chunk's features multiply small matrices (30 snore windows at a time), and a
-        # server's request threads and workers already use every core. On this 2-core machine one chunk
-        # takes 2.1 ms with one BLAS thread against 6 to 11 ms with two that spin against each other.
-        threadpool_limits(limits=1, user_api="blas")
+        one_blas_thread()  # the server's request threads and workers already use every core
         self.max_attempts = max_attempts
         #: How long a taken job is reserved for this runner (scale-out sets it short: jobs are idempotent).
         self.lease = lease

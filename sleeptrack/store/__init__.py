@@ -8,10 +8,12 @@ from ._accounts import (
     DEFAULT_ACCOUNT_EMAIL,
     KeyInfo,
     NewKey,
+    account_by_email,
     create_api_key,
     ensure_account,
     find_keys,
     list_keys,
+    normalize_email,
     revoke_keys,
 )
 from ._blobs import BlobNotFoundError, BlobStore, LocalBlobStore
@@ -78,6 +80,7 @@ __all__ = [
     "Stores",
     "User",
     "Webhook",
+    "account_by_email",
     "create_api_key",
     "decrypt_secret",
     "default_data_dir",
@@ -94,6 +97,7 @@ __all__ = [
     "load_plans",
     "new_session_id",
     "new_user_id",
+    "normalize_email",
     "open_blob_store",
     "open_stores",
     "revoke_keys",

@@ -16,10 +16,12 @@ __all__ = [
     "DEFAULT_ACCOUNT_EMAIL",
     "KeyInfo",
     "NewKey",
+    "account_by_email",
     "create_api_key",
     "ensure_account",
     "find_keys",
     "list_keys",
+    "normalize_email",
     "revoke_keys",
 ]
 
@@ -55,13 +57,22 @@ class KeyInfo:
     calls_total: int
 
 
-def ensure_account(session: Session, email: str, default_plan: str = "advanced") -> Account:
-    """The account with ``email`` (any case), created with its ``live`` and ``test`` environments if new.
+def normalize_email(email: str) -> str:
+    """The form e-mail addresses are stored and compared in: ``Ops@Example.com`` and ``ops@example.com`` are one."""
+    return email.strip().lower()
 
-    E-mail addresses are stored lower-cased, so ``Ops@Example.com`` and ``ops@example.com`` are one account.
-    """
-    email = email.strip().lower()
-    account = session.scalars(select(Account).where(func.lower(Account.email) == email).order_by(Account.id)).first()
+
+def account_by_email(session: Session, email: str) -> Account | None:
+    """The account of ``email`` in any case (rows written before addresses were stored lower-cased keep theirs)."""
+    return session.scalars(
+        select(Account).where(func.lower(Account.email) == normalize_email(email)).order_by(Account.id)
+    ).first()
+
+
+def ensure_account(session: Session, email: str, default_plan: str = "advanced") -> Account:
+    """The account with ``email`` (any case), created with its ``live`` and ``test`` environments if new."""
+    email = normalize_email(email)
+    account = account_by_email(session, email)
     if account is None:
         account = Account(email=email, created_at=utcnow())
         session.add(account)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sleeptrack.analysis._constants import SAMPLES_PER_EPOCH
 from sleeptrack.analysis._features import EpochDSP, dsp_features
 from sleeptrack.analysis._mel import mel_spectrogram, quantize_roundtrip
 from sleeptrack.analysis._snore import window_features
+from sleeptrack.analysis._threads import one_blas_thread
 from sleeptrack.analysis._train import TrainingNight
 
 __all__ = ["NightFiles", "find_night_pairs", "recording_night", "simulated_night", "simulated_nights"]
@@ -92,17 +92,6 @@ def _worker(args: tuple[int, str]) -> TrainingNight:
     return simulated_night(seed, split, _hours_for(seed))
 
 
-def _init_worker() -> None:
-    """One BLAS thread per worker process: the processes already use every core."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return
-    threadpool_limits(1)
-
-
 def simulated_nights(
     seeds: list[int],
     split: str,
@@ -119,7 +108,8 @@ def simulated_nights(
             if on_done:
                 on_done(night)
         return out
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+    # One BLAS thread per worker process: the processes already use every core.
+    with ProcessPoolExecutor(max_workers=workers, initializer=one_blas_thread) as pool:
         for night in pool.map(_worker, jobs):
             out.append(night)
             if on_done:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,13 @@ def open_for_writing(path: str | os.PathLike[str]) -> Iterator[sf.SoundFile]:
         with sf.SoundFile(tmp, "w", SAMPLE_RATE, 1, subtype=subtype, format=fmt) as fh:
             yield fh
         os.replace(tmp, target)
+    except sf.LibsndfileError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        free_mb = shutil.disk_usage(target.parent).free / 2**20
+        raise SimulationError(
+            f"could not write {target} ({exc.error_string.strip().rstrip('.')}); "
+            f"{free_mb:,.0f} MB are free on that disk"
+        ) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

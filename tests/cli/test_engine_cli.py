@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 from sleeptrack.cli import app
 from sleeptrack.sim import NightConfig, simulate_night
 
+# The two 2.5-hour nights (~290 MB of FLAC) are made once, on one worker, not once per xdist worker.
+pytestmark = pytest.mark.xdist_group("engine-cli-nights")
+
 runner = CliRunner()
 
 

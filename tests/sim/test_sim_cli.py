@@ -145,3 +145,18 @@ def test_fit_hypnogram_model_writes_a_model(shared_data: Path, tmp_path: Path) -
     assert model["fitted_on"]["split"] == "train"
     assert model["name"] == "hypnogram_model_v1"
     assert "train-side hypnograms" in result.output
+
+
+def test_a_failed_write_says_which_file_and_the_free_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libsndfile's bare "System error." (a full disk, typically) becomes a message that names the file."""
+
+    def full_disk(self: sf.SoundFile, data: object) -> None:
+        raise sf.LibsndfileError(2)  # SFE_SYSTEM, what libsndfile reports when write(2) fails
+
+    monkeypatch.setattr(sf.SoundFile, "write", full_disk)
+    out = tmp_path / "night.flac"
+    result = _run("--hours", "0.05", "--seed", "3", "--out", str(out))
+    assert result.exit_code == 1
+    said = _said(result.output)
+    assert f"could not write {out}" in said and "System error" in said and "MB are free on that disk" in said
+    assert list(tmp_path.iterdir()) == [], "no partial audio file is left behind"

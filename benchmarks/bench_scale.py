@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import statistics
 import tempfile
 import threading
@@ -233,6 +234,7 @@ def main() -> bool:
         print(_row("20 unpaced (embedded)", flat_emb))
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # every uploaded chunk of the ladder and the soak
     rate_scale = flat.uploads / flat.seconds
     rate_emb = flat_emb.uploads / flat_emb.seconds
     print(f"throughput ratio scale-out / embedded on this machine: {rate_scale / rate_emb:.2f} "

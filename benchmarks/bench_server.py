@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -430,6 +431,7 @@ def main() -> bool:
         server.stop()
         bare.stop()
         receiver.stop()
+        shutil.rmtree(work, ignore_errors=True)  # thousands of uploaded chunks: leave nothing behind
     return ok
 
 

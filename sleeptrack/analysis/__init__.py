@@ -32,7 +32,7 @@ from ._constants import (
 )
 from ._engine import DEFAULT_MODEL, Engine, ModelError, StagingResult, chunk_feature_names, load_engine
 from ._hypnogram import Hypnogram, StageRun
-from ._mel import MEL, MEL_VERSION, MelFormatError, decode_mel_chunk, encode_mel_chunk, mel_spectrogram
+from ._mel import MEL, MEL_VERSION, MelFormatError, check_mel_chunk, decode_mel_chunk, encode_mel_chunk, mel_spectrogram
 from ._metrics import AgreementReport, BlandAltman, EpochAgreement, NightPair, agreement, epoch_agreement
 from ._pipeline import RecordingAnalysis, analyze_recording
 from ._plot import plot_agreement, plot_hypnogram
@@ -88,6 +88,7 @@ __all__ = [
     "assess_peculiarities",
     "audio_info",
     "build_report",
+    "check_mel_chunk",
     "chunk_feature_names",
     "circular_mean_clock",
     "compute_average_report",

@@ -32,6 +32,7 @@ __all__ = [
     "MEL_VERSION",
     "MelFormatError",
     "MelSpec",
+    "check_mel_chunk",
     "decode_mel_chunk",
     "encode_mel_chunk",
     "mel_filterbank",
@@ -231,6 +232,19 @@ def decode_mel_chunk(data: bytes, n_frames: int | None = MEL.chunk_frames) -> _F
         For a wrong magic, unsupported version or codec, another band count, another frame count than
         ``n_frames`` (3001 for a 30-second chunk; ``None`` accepts any), or a corrupt payload.
     """
+    return _dequantize(_read_quanta(data, n_frames))
+
+
+def check_mel_chunk(data: bytes, n_frames: int | None = MEL.chunk_frames) -> None:
+    """Validate a MELSPECTROGRAM upload as :func:`decode_mel_chunk` does, without making the dB values.
+
+    The server checks every upload before answering; inflating the payload (the zlib checksum) is what
+    proves it whole, the conversion to float32 is left to the analysis.
+    """
+    _read_quanta(data, n_frames)
+
+
+def _read_quanta(data: bytes, n_frames: int | None) -> npt.NDArray[np.uint8]:
     if len(data) < _HEADER.size:
         raise MelFormatError("not a sleeptrack mel spectrogram: the file is too short")
     magic, version, n_mels, frames, codec = _HEADER.unpack_from(data)
@@ -250,5 +264,4 @@ def decode_mel_chunk(data: bytes, n_frames: int | None = MEL.chunk_frames) -> _F
         raise MelFormatError(f"corrupt mel spectrogram payload ({exc})") from exc
     if len(payload) != frames * n_mels:
         raise MelFormatError(f"mel spectrogram payload holds {len(payload)} values, expected {frames * n_mels}")
-    q = np.frombuffer(payload, dtype=np.uint8).reshape(frames, n_mels)
-    return _dequantize(q)
+    return np.frombuffer(payload, dtype=np.uint8).reshape(frames, n_mels)

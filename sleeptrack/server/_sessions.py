@@ -26,8 +26,8 @@ from sleeptrack.analysis import (
     MelFormatError,
     SessionState,
     StageScheme,
+    check_mel_chunk,
     decode_chunk,
-    decode_mel_chunk,
     format_time,
     parse_datetime,
 )
@@ -284,12 +284,12 @@ def open_session(
 def _check_format(inference_type: str, data: bytes) -> None:
     if inference_type == "MELSPECTROGRAM":
         try:
-            decode_mel_chunk(data)
+            check_mel_chunk(data)
         except MelFormatError as exc:
             raise ApiError(400, Detail.MEL_FORMAT.format(why=exc)) from None
         return
     try:
-        decode_mel_chunk(data, n_frames=None)
+        check_mel_chunk(data, n_frames=None)
     except MelFormatError:
         pass
     else:

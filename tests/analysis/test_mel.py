@@ -15,6 +15,7 @@ import soundfile as sf
 from sleeptrack.analysis._mel import (
     MEL,
     MelFormatError,
+    check_mel_chunk,
     decode_mel_chunk,
     encode_mel_chunk,
     mel_filterbank,
@@ -123,3 +124,15 @@ def _header(magic: bytes = b"STMEL", version: int = 1, bands: int = 64, frames: 
 def test_bad_mel_uploads_are_rejected(data: bytes, message: str) -> None:
     with pytest.raises(MelFormatError, match=message):
         decode_mel_chunk(data)
+    with pytest.raises(MelFormatError, match=message):  # the server's check refuses exactly the same
+        check_mel_chunk(data)
+
+
+def test_the_check_accepts_what_decodes() -> None:
+    rng = np.random.default_rng(3)
+    mel = (rng.normal(-60, 12, (3001, MEL.n_mels))).astype(np.float32)
+    data = encode_mel_chunk(mel)
+    check_mel_chunk(data)
+    with pytest.raises(MelFormatError, match="corrupt"):  # one flipped bit in the zlib checksum
+        check_mel_chunk(data[:-1] + bytes([data[-1] ^ 1]))
+    assert decode_mel_chunk(data).shape == (3001, MEL.n_mels)

@@ -51,6 +51,8 @@ class Detail:
     PERIOD = "The period should be less than or equal to 100 days"
     USER_NOT_FOUND_AVERAGE = "Unable to find the user of id {user_id}"
     INTERNAL = "internal server error"
+    # Not in the reference: the server's disk is full (the client keeps the chunk and retries later).
+    STORAGE_FULL = "the server's storage is full: the chunk was not stored, retry later"
 
 
 class ApiError(Exception):

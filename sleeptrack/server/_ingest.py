@@ -9,6 +9,7 @@ row to be durable. Each chunk is checked inside the transaction (session still O
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import threading
@@ -26,13 +27,37 @@ from sleeptrack.analysis import EPOCHS_PER_INFERENCE, SessionState
 from sleeptrack.jobs import PRIORITY, QueuedJob
 from sleeptrack.store import Chunk, Database, Job, SleepSession
 
-__all__ = ["ChunkRecord", "ChunkWriter", "Outcome", "UploadTarget", "UploadTargets"]
+__all__ = [
+    "ChunkRecord",
+    "ChunkWriter",
+    "Outcome",
+    "StorageFullError",
+    "UploadTarget",
+    "UploadTargets",
+    "is_storage_full",
+]
 
 log = logging.getLogger("sleeptrack.server")
 
 _SESSIONS = cast(Table, SleepSession.__table__)
 _CHUNKS = cast(Table, Chunk.__table__)
 _JOBS = cast(Table, Job.__table__)
+
+
+class StorageFullError(RuntimeError):
+    """The chunk could not be stored because the disk (or the database's) is full."""
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True for a full disk or quota: ENOSPC / EDQUOT, or SQLite's "database or disk is full"."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass
@@ -265,8 +290,12 @@ class ChunkWriter:
         try:
             with self.db.write() as db:
                 outcomes = apply_chunks(db, [rec for rec, _ in batch])
-        except Exception:
+        except Exception as exc:
             if len(batch) == 1:
+                if is_storage_full(exc):
+                    log.error("cannot record an uploaded chunk: the database's disk is full")
+                    batch[0][1].set_exception(StorageFullError("the database's disk is full"))
+                    return
                 log.exception("cannot record an uploaded chunk")
                 batch[0][1].set_exception(RuntimeError("the chunk could not be recorded"))
                 return

@@ -46,7 +46,7 @@ from sleeptrack.webhooks import callback_url_problem
 from ._auth import Caller
 from ._context import TZ, ServerContext, ai_caller, ctx_of, request_timezone
 from ._errors import ApiError, Detail
-from ._ingest import ChunkRecord, UploadTarget
+from ._ingest import ChunkRecord, StorageFullError, UploadTarget, is_storage_full
 from ._lookup import blob_prefix, find_session, find_user
 from ._openapi import error_examples, example
 
@@ -348,6 +348,7 @@ _UPLOAD_BODY = {
             (404, Detail.USER_NOT_FOUND),
             (413, Detail.TOO_LARGE.format(limit=10485760)),
             (422, Detail.INVALID_SEQ_NUM),
+            (507, Detail.STORAGE_FULL),
         ),
     },
 )
@@ -427,13 +428,22 @@ def _upload(
     key = (
         f"{blob_prefix(target.environment_id, target.user_id, session_id)}/{seq:05d}-{_RNG.getrandbits(40):010x}.{ext}"
     )
-    ctx.stores.blobs.put(key, data)
+    try:
+        ctx.stores.blobs.put(key, data)
+    except OSError as exc:
+        if not is_storage_full(exc):
+            raise
+        log.error("cannot store an uploaded chunk: the blob store's disk is full")
+        raise ApiError(507, Detail.STORAGE_FULL) from None
     callback = None
     if callback_url is not None:
         callback = (callback_url, caller.key.id, encrypt_secret(ctx.stores.secret, caller.api_key))
     record = ChunkRecord(session_id, seq, key, len(data), inference_type, utcnow(), callback)
     try:
         outcome = ctx.writer.write(record)
+    except StorageFullError:
+        ctx.stores.blobs.delete(key)
+        raise ApiError(507, Detail.STORAGE_FULL) from None
     except BaseException:
         ctx.stores.blobs.delete(key)
         raise

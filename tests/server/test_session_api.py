@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import sqlite3
 import wave
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from sleeptrack.server import Detail
+from sleeptrack.server import _ingest as ingest
 from sleeptrack.store import Chunk, Job, SleepSession
 from tests.server.conftest import MEL, Api, mel_chunk
 
@@ -134,6 +138,36 @@ def test_upload_errors(api: Api) -> None:
         assert db.scalars(select(Chunk).where(Chunk.session_id.in_([sid, audio_sid]))).all() == []
     # a good audio chunk is accepted (44.1 kHz WAV)
     assert api.upload(audio_sid, audio_owner, 0, _wav(rate=44_100)).status_code == 200
+
+
+def test_a_full_disk_answers_507_and_keeps_nothing_half_stored(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blob store's disk or the database's disk full: 507 with a clear detail (the SDK retries any 5xx);
+    no blob or row is left of the refused upload, and the same upload succeeds once there is room."""
+    user = api.new_user()
+    sid = api.new_session(user)
+    assert api.upload(sid, user, 0, mel_chunk(0)).status_code == 200
+    blobs = type(api.ctx.stores.blobs)
+
+    def no_room(self: object, key: str, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(blobs, "put", no_room)
+        r = api.upload(sid, user, 1, mel_chunk(1))
+    assert (r.status_code, r.json()) == (507, {"detail": Detail.STORAGE_FULL, "result": None})
+
+    def database_full(db: object, recs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as m:
+        m.setattr(ingest, "apply_chunks", database_full)
+        r = api.upload(sid, user, 1, mel_chunk(1))
+    assert (r.status_code, r.json()["detail"]) == (507, Detail.STORAGE_FULL)
+    with api.ctx.stores.db.read() as db:
+        assert [c.seq_num for c in db.scalars(select(Chunk).where(Chunk.session_id == sid))] == [0]
+    assert len(list((api.data_dir / "blobs").rglob(f"*/{sid}/*"))) == 1, "the refused chunk's blob was removed"
+    r = api.upload(sid, user, 1, mel_chunk(1))  # room again: the retry is stored
+    assert r.status_code == 200 and r.json()["result"]["duplicate"] is False
 
 
 def test_upload_size_limit(api: Api) -> None:

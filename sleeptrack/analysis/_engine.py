@@ -6,6 +6,7 @@ pickle). It is immutable and thread-safe; :func:`load_engine` caches the default
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -135,15 +136,22 @@ class StagingResult:
 
 @dataclass(frozen=True)
 class _Chain:
-    """A Markov chain over classes and the weight of the network's evidence in it."""
+    """A Markov chain over classes and the weight of the network's evidence in it.
+
+    ``causal_weight`` is the evidence weight of real-time (forward-filtered) decoding, tuned apart from
+    the full night's: without the later epochs to correct it, a strong chain mostly delays every change of
+    stage. ``None`` (artifacts made before it existed) means the full night's weight.
+    """
 
     trans: npt.NDArray[np.float64]
     init: npt.NDArray[np.float64]
     prior: npt.NDArray[np.float64]
     weight: float
+    causal_weight: float | None = None
 
     def decode(self, probs: _F32, valid: npt.NDArray[np.bool_], causal: bool) -> tuple[_I8, _F32]:
-        ll = scaled_log_likelihood(probs, self.prior, valid, self.weight)
+        weight = self.causal_weight if causal and self.causal_weight is not None else self.weight
+        ll = scaled_log_likelihood(probs, self.prior, valid, weight)
         filtered = forward_filter(ll, self.trans, self.init)
         if causal:
             path = np.argmax(filtered, axis=1).astype(np.int8)
@@ -152,20 +160,25 @@ class _Chain:
         return path, filtered.astype(np.float32)
 
     def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
-        return {
+        arrays = {
             f"{prefix}.trans": self.trans,
             f"{prefix}.init": self.init,
             f"{prefix}.prior": self.prior,
             f"{prefix}.weight": np.array([self.weight]),
         }
+        if self.causal_weight is not None:
+            arrays[f"{prefix}.causal_weight"] = np.array([self.causal_weight])
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Any, prefix: str) -> _Chain:
+        causal = arrays.get(f"{prefix}.causal_weight")
         return cls(
             np.asarray(arrays[f"{prefix}.trans"], dtype=np.float64),
             np.asarray(arrays[f"{prefix}.init"], dtype=np.float64),
             np.asarray(arrays[f"{prefix}.prior"], dtype=np.float64),
             float(np.asarray(arrays[f"{prefix}.weight"])[0]),
+            None if causal is None else float(np.asarray(causal)[0]),
         )
 
 
@@ -279,6 +292,21 @@ class Engine:
     ) -> StagingResult:
         """Whole-night staging with Viterbi decoding, for the final report."""
         return self._run(features, valid, scheme, causal=False)
+
+    def with_causal_weights(self, stages: float, snoring: float) -> Engine:
+        """A copy whose real-time decoding weighs the networks' evidence by ``stages`` / ``snoring``."""
+        return Engine(
+            self.version,
+            self.snore_window,
+            self.snore_full,
+            self.snore_causal,
+            self.stage_full,
+            self.stage_causal,
+            dataclasses.replace(self.stage_chain, causal_weight=stages),
+            dataclasses.replace(self.snore_chain, causal_weight=snoring),
+            self.feature_scale,
+            self.metadata,
+        )
 
     # --------------------------------------------------------------------------------- persistence
     def save(self, directory: Path, metadata: dict[str, Any]) -> Path:

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 from sklearn.neural_network import MLPClassifier
 
-from sleeptrack.analysis._engine import snore_summary
+from sleeptrack.analysis._engine import _Chain, snore_summary
 from sleeptrack.analysis._features import ACF_LAGS, DSP_FEATURE_NAMES, dsp_features
 from sleeptrack.analysis._hmm import forward_filter, scaled_log_likelihood, transition_matrix, viterbi
 from sleeptrack.analysis._mel import mel_spectrogram, quantize_roundtrip
@@ -96,6 +96,25 @@ def test_forward_filter_is_causal_and_viterbi_decodes_a_known_chain() -> None:
     gap = valid.copy()
     gap[10:13] = False
     assert np.all(scaled_log_likelihood(probs, [0.5, 0.5], gap)[10:13] == 0.0)
+
+
+def test_real_time_decoding_has_its_own_evidence_weight() -> None:
+    """A sticky chain holds real-time decoding back; the causal weight sets how much, the full night keeps its own."""
+    trans = np.array([[0.95, 0.05], [0.05, 0.95]])
+    probs = np.array([[0.9, 0.1]] * 6 + [[0.3, 0.7]] * 3 + [[0.9, 0.1]] * 3, dtype=np.float32)
+    valid = np.ones(len(probs), bool)
+    weak = _Chain(trans, np.array([0.5, 0.5]), np.array([0.5, 0.5]), 0.5)
+    strong_causal = _Chain(trans, weak.init, weak.prior, 0.5, causal_weight=5.0)
+    held_back, _ = weak.decode(probs, valid, causal=True)
+    assert held_back.tolist() == [0] * 12  # three votes for state 1 are not enough under weight 0.5
+    followed, _ = strong_causal.decode(probs, valid, causal=True)
+    assert followed[6:9].tolist() == [1, 1, 1] and followed[:6].tolist() == [0] * 6
+    assert np.array_equal(strong_causal.decode(probs, valid, False)[0], weak.decode(probs, valid, False)[0])
+    # persisted with the model; an artifact from before the causal weight decodes as it always did
+    assert _Chain.from_arrays(strong_causal.to_arrays("c"), "c").causal_weight == 5.0
+    old = _Chain.from_arrays(weak.to_arrays("c"), "c")
+    assert old.causal_weight is None and "c.causal_weight" not in weak.to_arrays("c")
+    assert np.array_equal(old.decode(probs, valid, True)[0], held_back)
 
 
 def test_transition_matrix_counts_transitions_and_skips_errors() -> None:

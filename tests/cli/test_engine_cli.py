@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from sleeptrack.analysis import Engine, StageScheme, agreement, load_engine
+from sleeptrack.analysis._train import CAUSAL_WEIGHTS, _chunk_matrix, _predict, tune_realtime
 from sleeptrack.cli import app
 from sleeptrack.sim import NightConfig, simulate_night
+from sleeptrack.training import find_night_pairs, recording_night
 
 # The two 2.5-hour nights (~290 MB of FLAC) are made once, on one worker, not once per xdist worker.
 pytestmark = pytest.mark.xdist_group("engine-cli-nights")
@@ -110,3 +114,25 @@ def test_train_refuses_nothing_to_train_on(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "nothing to train on" in result.stderr
     result = runner.invoke(app, ["train", "--nights", str(tmp_path)])
     assert result.exit_code == 1 and "no recording" in result.stderr
+
+
+def test_real_time_weights_are_tuned_on_validation_nights(nights: Path) -> None:
+    """The last step of training (and of scripts/tune_realtime.py): the best real-time weight by kappa wins,
+    and the full night's decoding does not change."""
+    val = [recording_night(pair) for pair in find_night_pairs(nights)]
+    engine = load_engine()
+    chunks = [_chunk_matrix(n, engine.snore_window) for n in val]
+    tuned, weights = tune_realtime(engine, chunks, val)
+    assert set(weights) == {"stages_realtime", "snoring_realtime"}
+    assert tuned.stage_chain.causal_weight == weights["stages_realtime"] in CAUSAL_WEIGHTS
+
+    def realtime_kappa(candidate: Engine) -> float:
+        return agreement(_predict(candidate, chunks, val, causal=True)).stages.kappa
+
+    best = realtime_kappa(tuned)
+    assert all(best >= realtime_kappa(engine.with_causal_weights(w, 1.0)) for w in CAUSAL_WEIGHTS)
+    for c, night in zip(chunks, val, strict=True):
+        assert np.array_equal(
+            tuned.full_night(c, night.valid, StageScheme.FOUR).stages,
+            engine.full_night(c, night.valid, StageScheme.FOUR).stages,
+        )

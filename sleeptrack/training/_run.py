@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import time
 from collections.abc import Callable
@@ -56,6 +57,16 @@ class TrainConfig:
             if value != base:
                 parts.append(f"{option} {value}")
         return " ".join(parts)
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for dist in ("numpy", "scipy", "scikit-learn"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
 
 
 def _summary(nights: list[TrainingNight]) -> dict[str, Any]:
@@ -137,6 +148,9 @@ def train_model(
             "validation": _summary(validation),
             "seconds": round(time.perf_counter() - started),
             "python": platform.python_version(),
+            # Two trainings with the same seeds need not agree across these (tree fitting changes between
+            # scikit-learn releases): recorded so that a rebuilt model can be compared with the shipped one.
+            "libraries": _library_versions(),
         },
         "validation_metrics": metrics,
         **config.extra,

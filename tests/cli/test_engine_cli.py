@@ -102,6 +102,8 @@ def test_train_on_your_own_scored_nights(nights: Path, tmp_path: Path) -> None:
         == f"sleeptrack train --nights {nights} --simulated 0 --validation 0 --version mine-1"
     )
     assert meta["training"]["sources"]["user_nights"]["names"] == ["night-900101", "night-900102"]
+    assert set(meta["training"]["libraries"]) == {"numpy", "scipy", "scikit-learn"}
+    assert meta["training"]["libraries"]["scikit-learn"][0].isdigit()
     analysed = runner.invoke(
         app, ["analyze", str(nights / "night-900101.flac"), "--json", "--model", str(out / "mine-1.npz")]
     )

@@ -479,6 +479,68 @@ def dashboard_router(
         dash.set_cookie(request, response, CookieSession.anonymous())
         return response
 
+    # -------------------------------------------------------------------------------------- account
+    @router.get("/account")
+    def account_page(request: Request, changed: str = "") -> Response:
+        auth = dash.auth(request)
+        if auth is None:
+            return dash.to_signin(request)
+        context = {"title": "Account", "section": "account", "errors": {}, "changed": changed == "1"}
+        return dash.render(request, "account.html", context, auth=auth)
+
+    @router.post("/account/password")
+    async def change_password(request: Request) -> Response:
+        # The form is read here; hashing and the database run in the thread pool, off the event loop.
+        values = await dash.read_form(request)
+        return await run_in_threadpool(_change_password, request, values)
+
+    def _change_password(request: Request, values: dict[str, str]) -> Response:
+        """New password after the current one; the cookie's fingerprint of the hash signs out other browsers."""
+        auth = dash.auth(request)
+        if auth is None:
+            return dash.to_signin(request)
+        form = dash.check_form(request, auth.cookie, values)
+        if isinstance(form, Response):
+            return form
+        account_id, email, ip = auth.scope.account_id, auth.scope.email, dash.client_ip(request)
+        errors: dict[str, str] = {}
+        status = 400
+        wait = dash.limiter.retry_after(email, ip)  # the same counters as sign-in: no guessing from here either
+        if wait:
+            minutes = max(1, round(wait / 60))
+            errors["current"] = f"Too many wrong passwords. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            status = 429
+        else:
+            with dash.stores.db.read() as s:
+                row = s.get(Account, account_id)
+                stored = row.password_hash if row is not None else None
+            if dash.passwords.verify(stored, form.get("current", "")):
+                dash.limiter.success(email, ip)
+            else:
+                dash.limiter.failure(email, ip)
+                errors["current"] = "The current password is wrong."
+            password = form.get("password", "")
+            if message := validate_password(password, email):
+                errors["password"] = message
+            elif password != form.get("password2", ""):
+                errors["password2"] = "The two passwords differ."
+        if errors:
+            context = {"title": "Account", "section": "account", "errors": errors, "changed": False}
+            response = dash.render(request, "account.html", context, auth=auth, status_code=status)
+            if wait:
+                response.headers["Retry-After"] = str(wait)
+            return response
+        hashed = dash.passwords.hash(password)
+        with dash.stores.db.write() as s:
+            row = s.get(Account, account_id)
+            if row is None:
+                return dash.to_signin(request)
+            row.password_hash = hashed
+        log.info("dashboard: account %d changed its password", account_id)
+        done = dash.redirect(f"{p}/account?changed=1")
+        dash.set_cookie(request, done, auth.cookie.signed_in(account_id, dash.signer.fingerprint(account_id, hashed)))
+        return done
+
     @router.post("/environment")
     async def switch_environment(request: Request) -> Response:
         # The form is read here; hashing and the database run in the thread pool, off the event loop.

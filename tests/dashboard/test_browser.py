@@ -287,4 +287,27 @@ def test_security_in_the_browser(server: Server, browser: Browser) -> None:
     other.close()
     owner_page.goto(f"{base}/dashboard/keys")
     assert owner_page.locator("tr[data-key-id] .badge.key-active").count() == 1
+
+    # The owner changes the password from the account page (the e-mail in the header): this browser stays
+    # signed in, a second one signed in before is signed out.
+    second = browser.new_context()
+    second_page = second.new_page()
+    second_page.goto(f"{base}/dashboard/signin")
+    second_page.fill("input[name=email]", "owner@example.com")
+    second_page.fill("input[name=password]", PASSWORD)
+    second_page.click("button.primary")
+    second_page.wait_for_url(f"{base}/dashboard/overview")
+    owner_page.click("header a.who")
+    owner_page.wait_for_url(f"{base}/dashboard/account")
+    owner_page.fill("input[name=current]", PASSWORD)
+    owner_page.fill("input[name=password]", "the owner's new passphrase")
+    owner_page.fill("input[name=password2]", "the owner's new passphrase")
+    owner_page.click("form.stack button.primary")
+    owner_page.wait_for_url(f"{base}/dashboard/account?changed=1")
+    assert "Password changed" in owner_page.inner_text("[role=status]")
+    owner_page.goto(f"{base}/dashboard/overview")
+    assert owner_page.url.endswith("/dashboard/overview")
+    second_page.goto(f"{base}/dashboard/overview")
+    assert "/dashboard/signin" in second_page.url
+    second.close()
     owner.close()

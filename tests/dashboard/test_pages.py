@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import func, select
 
 from sleeptrack.analysis import SessionState, build_report, parse_timezone
@@ -121,6 +122,58 @@ def test_login_rate_limit_per_account_and_ip(stores: Stores) -> None:
         sign_up(client, "dave@example.com")
         client.cookies.clear()
         assert sign_in(client, "dave@example.com") == 303
+
+
+def test_account_page_changes_the_password(stores: Stores) -> None:
+    """The signed-in browser stays signed in, any other is signed out, the old password stops working, and
+    wrong current passwords count towards the sign-in lockout."""
+    options = DashboardOptions(max_login_failures=3, login_window_seconds=600)
+    app = make_app(stores, options)
+    with TestClient(app, follow_redirects=False) as client, TestClient(app, follow_redirects=False) as other:
+        sign_up(client, "fay@example.com")
+        assert sign_in(other, "fay@example.com") == 303
+        page = client.get("/dashboard/overview")
+        assert 'href="/dashboard/account"' in page.text  # the e-mail in the header leads there
+        token = page_csrf(client, "/dashboard/account")
+        new = "a brand new passphrase 42"
+
+        def change(current: str, password: str, password2: str | None = None) -> Response:
+            response: Response = client.post(
+                "/dashboard/account/password",
+                data={"current": current, "password": password, "password2": password2 or password,
+                      "csrf_token": token},
+            )  # fmt: skip
+            return response
+
+        refused = change("not my password", new)
+        assert refused.status_code == 400 and "The current password is wrong." in refused.text
+        assert change(PASSWORD, new, new + "!").status_code == 400
+        short = change(PASSWORD, "short")
+        assert short.status_code == 400 and "field-error" in short.text
+        forged = client.post("/dashboard/account/password", data={"current": PASSWORD, "password": new,
+                                                                 "password2": new, "csrf_token": "forged"})  # fmt: skip
+        assert forged.status_code == 403
+        with stores.db.read() as s:
+            before = s.scalars(select(Account.password_hash).where(Account.email == "fay@example.com")).one()
+        done = change(PASSWORD, new)
+        assert done.status_code == 303 and done.headers["location"] == "/dashboard/account?changed=1"
+        assert "Password changed" in client.get("/dashboard/account?changed=1").text
+        assert client.get("/dashboard/overview").status_code == 200, "this browser stays signed in"
+        assert other.get("/dashboard/overview").status_code == 303, "the other browser is signed out"
+        with stores.db.read() as s:
+            after = s.scalars(select(Account.password_hash).where(Account.email == "fay@example.com")).one()
+        assert after != before and after is not None and new not in after
+        other.cookies.clear()
+        assert sign_in(other, "fay@example.com") == 401
+        assert sign_in(other, "fay@example.com", new) == 303
+        # the sign-in above reset the counters; three wrong current passwords lock the form like the sign-in page
+        token = page_csrf(client, "/dashboard/account")
+        assert [change("wrong", "another passphrase 43").status_code for _ in range(3)] == [400, 400, 400]
+        locked = change(new, "another passphrase 43")
+        assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
+        assert int(locked.headers["retry-after"]) > 500
+        client.cookies.clear()
+        assert client.get("/dashboard/account").status_code == 303  # signed-out visitors go to sign-in
 
 
 def test_password_change_ends_existing_sessions(client: TestClient, stores: Stores) -> None:

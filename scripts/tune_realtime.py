@@ -19,16 +19,15 @@ from pathlib import Path
 from sleeptrack.analysis._engine import DEFAULT_MODEL, MODELS_DIR, Engine
 from sleeptrack.analysis._train import _chunk_matrix, tune_realtime, validation_metrics
 from sleeptrack.training import simulated_nights
-from sleeptrack.training._run import VALIDATION_SEED_BASE, TrainConfig
+from sleeptrack.training._run import TrainConfig
 
 
 def main(path: Path) -> None:
     engine = Engine.load(path)
     meta = dict(engine.metadata)
     training = meta.get("training", {})
-    config = TrainConfig()
-    seed = int(training.get("seed", config.seed))
-    seeds = [VALIDATION_SEED_BASE + seed * 10_000 + i for i in range(config.validation_nights)]
+    config = TrainConfig(seed=int(training.get("seed", TrainConfig.seed)))
+    seeds = config.validation_seeds()
     recorded = training.get("sources", {}).get("simulated", {}).get("validation_seeds")
     if recorded is not None and recorded != seeds:
         sys.exit(f"{path.name} was validated on seeds {recorded}, not {seeds}: retrain it with `sleeptrack train`")

@@ -6,6 +6,7 @@ pickle). It is immutable and thread-safe; :func:`load_engine` caches the default
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -295,18 +296,10 @@ class Engine:
 
     def with_causal_weights(self, stages: float, snoring: float) -> Engine:
         """A copy whose real-time decoding weighs the networks' evidence by ``stages`` / ``snoring``."""
-        return Engine(
-            self.version,
-            self.snore_window,
-            self.snore_full,
-            self.snore_causal,
-            self.stage_full,
-            self.stage_causal,
-            dataclasses.replace(self.stage_chain, causal_weight=stages),
-            dataclasses.replace(self.snore_chain, causal_weight=snoring),
-            self.feature_scale,
-            self.metadata,
-        )
+        twin = copy.copy(self)  # the networks are shared, read-only
+        twin.stage_chain = dataclasses.replace(self.stage_chain, causal_weight=stages)
+        twin.snore_chain = dataclasses.replace(self.snore_chain, causal_weight=snoring)
+        return twin
 
     # --------------------------------------------------------------------------------- persistence
     def save(self, directory: Path, metadata: dict[str, Any]) -> Path:

@@ -49,9 +49,10 @@ from ._security import (
     Passwords,
     SessionSigner,
     csrf_matches,
+    new_password_errors,
     normalize_email,
+    try_again_in,
     validate_email,
-    validate_password,
 )
 from ._svg import (
     NightBar,
@@ -282,6 +283,22 @@ class _Dashboard:
         form = await request.form()
         return {k: v for k, v in form.items() if isinstance(v, str)}
 
+    async def handle_form(self, request: Request, handler: Callable[..., Response], *args: Any) -> Response:
+        """Read the posted form here, then run ``handler(request, values, *args)`` in the thread pool:
+        password hashing and the database stay off the event loop that receives uploads."""
+        values = await self.read_form(request)
+        return await run_in_threadpool(handler, request, values, *args)
+
+    def signed_in_form(self, request: Request, values: dict[str, str]) -> tuple[Auth, dict[str, str]] | Response:
+        """The signed-in visitor and the posted form, or the answer instead: sign-in page or expired form."""
+        auth = self.auth(request)
+        if auth is None:
+            return self.to_signin(request)
+        form = self.check_form(request, auth.cookie, values)
+        if isinstance(form, Response):
+            return form
+        return auth, form
+
     def check_form(
         self, request: Request, cookie: CookieSession | None, values: dict[str, str]
     ) -> dict[str, str] | Response:
@@ -356,9 +373,7 @@ def dashboard_router(
 
     @router.post("/signup")
     async def signup(request: Request) -> Response:
-        # The form is read here; hashing and the database run in the thread pool, off the event loop.
-        values = await dash.read_form(request)
-        return await run_in_threadpool(_signup, request, values)
+        return await dash.handle_form(request, _signup)
 
     def _signup(request: Request, values: dict[str, str]) -> Response:
         cookie = dash.cookie(request)
@@ -370,13 +385,9 @@ def dashboard_router(
             return dash.redirect(f"{p}/signin")
         email = normalize_email(form.get("email", ""))
         password = form.get("password", "")
-        errors: dict[str, str] = {}
+        errors = new_password_errors(password, form.get("password2", ""), email)
         if message := validate_email(email):
             errors["email"] = message
-        if message := validate_password(password, email):
-            errors["password"] = message
-        if password != form.get("password2", ""):
-            errors["password2"] = "The two passwords differ."
         if not errors:
             ip = dash.client_ip(request)
             wait = dash.signup_limiter.retry_after("", ip)
@@ -419,9 +430,7 @@ def dashboard_router(
 
     @router.post("/signin")
     async def signin(request: Request) -> Response:
-        # The form is read here; hashing and the database run in the thread pool, off the event loop.
-        values = await dash.read_form(request)
-        return await run_in_threadpool(_signin, request, values)
+        return await dash.handle_form(request, _signin)
 
     def _signin(request: Request, values: dict[str, str]) -> Response:
         cookie = dash.cookie(request)
@@ -434,12 +443,11 @@ def dashboard_router(
         ip = dash.client_ip(request)
         wait = dash.limiter.retry_after(email, ip)
         if wait:
-            minutes = max(1, round(wait / 60))
             context = {
                 "title": "Sign in",
                 "email": email,
                 "next": next_url,
-                "error": f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                "error": f"Too many failed sign-ins. {try_again_in(wait)}",
             }
             response = dash.render(request, "signin.html", context, cookie=cookie, status_code=429)
             response.headers["Retry-After"] = str(wait)
@@ -466,9 +474,7 @@ def dashboard_router(
 
     @router.post("/signout")
     async def signout(request: Request) -> Response:
-        # The form is read here; hashing and the database run in the thread pool, off the event loop.
-        values = await dash.read_form(request)
-        return await run_in_threadpool(_signout, request, values)
+        return await dash.handle_form(request, _signout)
 
     def _signout(request: Request, values: dict[str, str]) -> Response:
         cookie = dash.cookie(request)
@@ -490,25 +496,20 @@ def dashboard_router(
 
     @router.post("/account/password")
     async def change_password(request: Request) -> Response:
-        # The form is read here; hashing and the database run in the thread pool, off the event loop.
-        values = await dash.read_form(request)
-        return await run_in_threadpool(_change_password, request, values)
+        return await dash.handle_form(request, _change_password)
 
     def _change_password(request: Request, values: dict[str, str]) -> Response:
         """New password after the current one; the cookie's fingerprint of the hash signs out other browsers."""
-        auth = dash.auth(request)
-        if auth is None:
-            return dash.to_signin(request)
-        form = dash.check_form(request, auth.cookie, values)
-        if isinstance(form, Response):
-            return form
+        checked = dash.signed_in_form(request, values)
+        if isinstance(checked, Response):
+            return checked
+        auth, form = checked
         account_id, email, ip = auth.scope.account_id, auth.scope.email, dash.client_ip(request)
         errors: dict[str, str] = {}
         status = 400
         wait = dash.limiter.retry_after(email, ip)  # the same counters as sign-in: no guessing from here either
         if wait:
-            minutes = max(1, round(wait / 60))
-            errors["current"] = f"Too many wrong passwords. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            errors["current"] = f"Too many wrong passwords. {try_again_in(wait)}"
             status = 429
         else:
             with dash.stores.db.read() as s:
@@ -520,10 +521,7 @@ def dashboard_router(
                 dash.limiter.failure(email, ip)
                 errors["current"] = "The current password is wrong."
             password = form.get("password", "")
-            if message := validate_password(password, email):
-                errors["password"] = message
-            elif password != form.get("password2", ""):
-                errors["password2"] = "The two passwords differ."
+            errors.update(new_password_errors(password, form.get("password2", ""), email))
         if errors:
             context = {"title": "Account", "section": "account", "errors": errors, "changed": False}
             response = dash.render(request, "account.html", context, auth=auth, status_code=status)
@@ -543,17 +541,13 @@ def dashboard_router(
 
     @router.post("/environment")
     async def switch_environment(request: Request) -> Response:
-        # The form is read here; hashing and the database run in the thread pool, off the event loop.
-        values = await dash.read_form(request)
-        return await run_in_threadpool(_switch_environment, request, values)
+        return await dash.handle_form(request, _switch_environment)
 
     def _switch_environment(request: Request, values: dict[str, str]) -> Response:
-        auth = dash.auth(request)
-        if auth is None:
-            return dash.to_signin(request)
-        form = dash.check_form(request, auth.cookie, values)
-        if isinstance(form, Response):
-            return form
+        checked = dash.signed_in_form(request, values)
+        if isinstance(checked, Response):
+            return checked
+        auth, form = checked
         env = form.get("environment", "")
         if env not in data.ENVIRONMENTS:
             env = auth.cookie.environment
@@ -603,17 +597,13 @@ def dashboard_router(
 
     @router.post("/keys")
     async def create_key(request: Request) -> Response:
-        # The form is read here; hashing and the database run in the thread pool, off the event loop.
-        values = await dash.read_form(request)
-        return await run_in_threadpool(_create_key, request, values)
+        return await dash.handle_form(request, _create_key)
 
     def _create_key(request: Request, values: dict[str, str]) -> Response:
-        auth = dash.auth(request)
-        if auth is None:
-            return dash.to_signin(request)
-        form = dash.check_form(request, auth.cookie, values)
-        if isinstance(form, Response):
-            return form
+        checked = dash.signed_in_form(request, values)
+        if isinstance(checked, Response):
+            return checked
+        auth, form = checked
         name = form.get("name", "").strip()[:200]
         try:
             with dash.stores.db.write() as s:
@@ -625,17 +615,13 @@ def dashboard_router(
 
     @router.post("/keys/{key_id}/revoke")
     async def revoke_key(request: Request, key_id: int) -> Response:
-        # The form is read here; hashing and the database run in the thread pool, off the event loop.
-        values = await dash.read_form(request)
-        return await run_in_threadpool(_revoke_key, request, values, key_id)
+        return await dash.handle_form(request, _revoke_key, key_id)
 
     def _revoke_key(request: Request, values: dict[str, str], key_id: int) -> Response:
-        auth = dash.auth(request)
-        if auth is None:
-            return dash.to_signin(request)
-        form = dash.check_form(request, auth.cookie, values)
-        if isinstance(form, Response):
-            return form
+        checked = dash.signed_in_form(request, values)
+        if isinstance(checked, Response):
+            return checked
+        auth, _ = checked
         with dash.stores.db.write() as s:
             found = data.revoke_key(s, auth.scope, key_id)
         if not found:
@@ -647,17 +633,13 @@ def dashboard_router(
 
     @router.post("/keys/{key_id}/rename")
     async def rename_key(request: Request, key_id: int) -> Response:
-        # The form is read here; hashing and the database run in the thread pool, off the event loop.
-        values = await dash.read_form(request)
-        return await run_in_threadpool(_rename_key, request, values, key_id)
+        return await dash.handle_form(request, _rename_key, key_id)
 
     def _rename_key(request: Request, values: dict[str, str], key_id: int) -> Response:
-        auth = dash.auth(request)
-        if auth is None:
-            return dash.to_signin(request)
-        form = dash.check_form(request, auth.cookie, values)
-        if isinstance(form, Response):
-            return form
+        checked = dash.signed_in_form(request, values)
+        if isinstance(checked, Response):
+            return checked
+        auth, form = checked
         with dash.stores.db.write() as s:
             found = data.rename_key(s, auth.scope, key_id, form.get("name", "").strip()[:200])
         if not found:

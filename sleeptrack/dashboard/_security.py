@@ -40,7 +40,9 @@ __all__ = [
     "SessionSigner",
     "csrf_matches",
     "derive_key",
+    "new_password_errors",
     "normalize_email",
+    "try_again_in",
     "validate_email",
     "validate_password",
 ]
@@ -61,6 +63,22 @@ def validate_email(email: str) -> str | None:
     if not _EMAIL.match(email) or len(email) > 320:
         return "Enter a valid e-mail address."
     return None
+
+
+def new_password_errors(password: str, repeated: str, email: str) -> dict[str, str]:
+    """A new password's problems by form field (``password``, ``password2``); empty when it can be used."""
+    errors = {}
+    if message := validate_password(password, email):
+        errors["password"] = message
+    if password != repeated:
+        errors["password2"] = "The two passwords differ."
+    return errors
+
+
+def try_again_in(seconds: int) -> str:
+    """'Try again in N minute(s).' for a lockout's ``Retry-After``."""
+    minutes = max(1, round(seconds / 60))
+    return f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
 
 
 def validate_password(password: str, email: str) -> str | None:

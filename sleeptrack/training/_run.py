@@ -42,6 +42,14 @@ class TrainConfig:
     workers: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def training_seeds(self) -> list[int]:
+        """Seeds of the simulated training nights (train split of the real data)."""
+        return [TRAIN_SEED_BASE + self.seed * 10_000 + i for i in range(self.simulated_nights)]
+
+    def validation_seeds(self) -> list[int]:
+        """Seeds of the simulated validation nights, disjoint from the training ones."""
+        return [VALIDATION_SEED_BASE + self.seed * 10_000 + i for i in range(self.validation_nights)]
+
     def command_line(self) -> str:
         """The ``sleeptrack train`` command that reproduces this configuration."""
         default = TrainConfig()
@@ -113,10 +121,10 @@ def train_model(
             on_night(night.name)
 
     if config.simulated_nights:
-        seeds = [TRAIN_SEED_BASE + config.seed * 10_000 + i for i in range(config.simulated_nights)]
+        seeds = config.training_seeds()
         log(f"simulating {len(seeds)} training nights (train split)")
         train += simulated_nights(seeds, "train", config.workers, done)
-        val_seeds = [VALIDATION_SEED_BASE + config.seed * 10_000 + i for i in range(config.validation_nights)]
+        val_seeds = config.validation_seeds()
         if val_seeds:
             log(f"simulating {len(val_seeds)} validation nights (train split)")
             validation += simulated_nights(val_seeds, "train", config.workers, done)

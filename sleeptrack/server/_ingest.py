@@ -257,10 +257,16 @@ class ChunkWriter:
         self.batches = 0
         self.chunks = 0
 
-    def write(self, rec: ChunkRecord, timeout: float = 120.0) -> Outcome:
+    def submit(self, rec: ChunkRecord) -> Future[Outcome]:
+        """Queue ``rec`` for the next group commit; the future holds its outcome once committed."""
         future: Future[Outcome] = Future()
+        future.set_running_or_notify_cancel()  # queued for commit: it can no longer be withdrawn
         self._queue.put((rec, future))
-        return future.result(timeout=timeout)
+        return future
+
+    def write(self, rec: ChunkRecord, timeout: float = 120.0) -> Outcome:
+        """Record ``rec`` and wait for its commit."""
+        return self.submit(rec).result(timeout=timeout)
 
     def stop(self) -> None:
         self._queue.put(None)

@@ -119,3 +119,17 @@ def test_the_writer_under_concurrent_uploads(tmp_path: Path, database_url: str) 
         assert len(db.scalars(select(Job).where(Job.kind == "realtime")).all()) == 4 * 3
     assert writer.batches < writer.chunks  # some uploads shared a transaction
     stores.close()
+
+
+def test_a_submitted_chunk_cannot_be_withdrawn(tmp_path: Path, database_url: str) -> None:
+    # The upload route awaits the commit on the event loop; a cancelled request must not cancel the
+    # commit (the writer would then fail to set the outcome of every chunk of its batch).
+    stores = _stores(tmp_path, database_url)
+    sid = _session(stores)
+    writer = ChunkWriter(stores.db)
+    future = writer.submit(_rec(sid, 0))
+    assert not future.cancel()
+    assert future.result(timeout=30).status == "accepted"
+    assert writer.write(_rec(sid, 1)).status == "accepted"  # the writer goes on
+    writer.stop()
+    stores.close()

@@ -25,6 +25,7 @@ from ._ingest import ChunkWriter
 from ._metrics import Metrics
 from ._middleware import BodyLimitMiddleware, MetricsMiddleware
 from ._shared_limits import open_limits
+from ._upload import UPLOAD_OPERATION, UPLOAD_PATH, upload_route
 
 __all__ = ["create_app"]
 
@@ -141,6 +142,7 @@ def _start(settings: Settings, metrics: Metrics, queue: JobQueue | None) -> tupl
 
 def _stop(ctx: ServerContext, housekeeper: _Housekeeper) -> None:
     housekeeper.stop()
+    ctx.upload_threads.shutdown(wait=True)
     ctx.writer.stop()
     ctx.usage.flush()
     ctx.queue.stop(wait=True)
@@ -189,6 +191,8 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
     )
     # Also sets each request's callback policy (private targets refused unless the settings allow them).
     app.add_middleware(HeaderGuardMiddleware, allow_private_callbacks=settings.allow_private_callbacks)
-    install_answer_schema(app)
+    # The upload route is a bare ASGI endpoint matched before the API's routes (see _upload).
+    app.router.routes.insert(0, upload_route())
+    install_answer_schema(app, {UPLOAD_PATH: {"post": UPLOAD_OPERATION}})
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING
@@ -25,7 +26,10 @@ from ._metrics import Metrics
 if TYPE_CHECKING:
     from sleeptrack.webhooks import WebhookSender
 
-__all__ = ["TZ", "ServerContext", "ai_caller", "ctx_of", "data_caller", "request_timezone"]
+#: Uploads in progress at once (each waits for its group commit in one of these threads).
+UPLOAD_THREADS = 64
+
+__all__ = ["TZ", "ServerContext", "ai_caller", "authenticate", "ctx_of", "data_caller", "request_timezone"]
 
 
 @dataclass
@@ -39,6 +43,10 @@ class ServerContext:
     metrics: Metrics
     writer: ChunkWriter
     upload_targets: UploadTargets = field(default_factory=UploadTargets)
+    #: Where uploads check and store their chunk and wait for its commit (see ``_upload``).
+    upload_threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="upload")
+    )
     started_at: float = field(default_factory=time.time)
 
     def submit(self, jobs: Iterable[Job]) -> None:
@@ -64,8 +72,8 @@ def ctx_of(request: Request) -> ServerContext:
 _api_key_header = APIKeyHeader(name="x-api-key", auto_error=False, description="Your API key")
 
 
-async def _authenticate(request: Request, api_key: str | None, data_api: bool) -> Caller:
-    auth = ctx_of(request).auth
+async def authenticate(auth: Authenticator, api_key: str | None, data_api: bool) -> Caller:
+    """``auth.authenticate`` on the event loop when no database is needed, else in the thread pool."""
     if auth.is_cached(api_key):  # no database needed: stay on the event loop
         return auth.authenticate(api_key, data_api=data_api)
     return await run_in_threadpool(auth.authenticate, api_key, data_api=data_api)
@@ -73,12 +81,12 @@ async def _authenticate(request: Request, api_key: str | None, data_api: bool) -
 
 async def ai_caller(request: Request, x_api_key: str | None = Depends(_api_key_header)) -> Caller:
     """The caller of a Users / Session API request (401 / 403 as documented)."""
-    return await _authenticate(request, x_api_key, False)
+    return await authenticate(ctx_of(request).auth, x_api_key, False)
 
 
 async def data_caller(request: Request, x_api_key: str | None = Depends(_api_key_header)) -> Caller:
     """The caller of a Data API request (401 "The api key is not provided" without a key)."""
-    return await _authenticate(request, x_api_key, True)
+    return await authenticate(ctx_of(request).auth, x_api_key, True)
 
 
 @dataclass(frozen=True)

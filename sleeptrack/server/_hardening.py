@@ -71,8 +71,18 @@ ANSWER_SCHEMA: dict[str, Any] = {
 }
 
 
-def install_answer_schema(app: FastAPI) -> None:
+def _with_path(paths: dict[str, Any], path: str, operations: dict[str, Any]) -> dict[str, Any]:
+    family = "/".join(path.split("/")[:4])
+    items = list(paths.items())
+    at = max((i + 1 for i, (p, _) in enumerate(items) if p.startswith(family)), default=len(items))
+    return dict([*items[:at], (path, operations), *items[at:]])
+
+
+def install_answer_schema(app: FastAPI, extra_paths: dict[str, dict[str, Any]] | None = None) -> None:
     """Give every documented JSON answer of the OpenAPI document the envelope's schema.
+
+    ``extra_paths``: operations of routes FastAPI does not see (plain Starlette routes), by path and
+    method; each is placed after the last path sharing its first three segments.
 
     The routes document their answers by examples; this makes the shape checkable (the fuzz tests
     validate every answer against it) and replaces FastAPI's default 422 schema, which is not what the
@@ -85,6 +95,8 @@ def install_answer_schema(app: FastAPI) -> None:
             return app.openapi_schema
         schema = build()
         schema.setdefault("components", {}).setdefault("schemas", {})["Answer"] = ANSWER_SCHEMA
+        for extra, operations in (extra_paths or {}).items():
+            schema["paths"] = _with_path(schema.get("paths", {}), extra, operations)
         metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
         if metrics is not None:  # Prometheus' text format, not JSON
             metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}

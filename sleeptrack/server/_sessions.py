@@ -7,7 +7,6 @@ Designed in the reference's style (its pages document only deletion): headers ``
 from __future__ import annotations
 
 import logging
-import random
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -17,23 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile as StarletteUploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sleeptrack.analysis import (
-    AudioFormatError,
-    MelFormatError,
     SessionState,
     StageScheme,
-    check_mel_chunk,
-    decode_chunk,
     format_time,
     parse_datetime,
 )
 from sleeptrack.jobs import close_session
 from sleeptrack.store import (
-    Chunk,
     SleepSession,
     User,
     encrypt_secret,
@@ -46,7 +37,6 @@ from sleeptrack.webhooks import callback_url_problem
 from ._auth import Caller
 from ._context import TZ, ServerContext, ai_caller, ctx_of, request_timezone
 from ._errors import ApiError, Detail
-from ._ingest import ChunkRecord, StorageFullError, UploadTarget, is_storage_full
 from ._lookup import blob_prefix, find_session, find_user
 from ._openapi import error_examples, example
 
@@ -57,7 +47,6 @@ log = logging.getLogger("sleeptrack.server")
 MAX_SESSION = timedelta(days=7)
 MAX_SEQ_NUM = int(MAX_SESSION.total_seconds() // 30)
 _SID = "20250115025029_fvivn"
-_RNG = random.Random()
 
 XUserId = Annotated[str | None, Header(description="The user id (from POST /ai/v1/users)")]
 
@@ -110,7 +99,7 @@ def valid_callback_url(url: str) -> bool:
     return problem is None
 
 
-def _session_user(db: Session, caller: Caller, x_user_id: str | None) -> User:
+def session_user(db: Session, caller: Caller, x_user_id: str | None) -> User:
     if not is_user_id(x_user_id):
         raise ApiError(401, Detail.X_USER_ID_INVALID)
     user = find_user(db, caller.environment_id, x_user_id)
@@ -179,7 +168,7 @@ def create_session(
     now = utcnow().replace(microsecond=0)
     try:
         with ctx.stores.db.write() as db:
-            user = _session_user(db, caller, x_user_id)
+            user = session_user(db, caller, x_user_id)
             _raise_if_open(db, user.id)
             sid = new_session_id(now)
             while db.get(SleepSession, sid) is not None:
@@ -261,7 +250,7 @@ def open_session(
 ) -> dict[str, Any]:
     ctx = ctx_of(request)
     with ctx.stores.db.read() as db:
-        user = _session_user(db, caller, x_user_id)
+        user = session_user(db, caller, x_user_id)
         s = db.scalars(
             select(SleepSession).where(SleepSession.user_id == user.id, SleepSession.state == SessionState.OPEN.value)
         ).first()
@@ -278,209 +267,6 @@ def open_session(
                 "inference_type": s.inference_type,
             },
         }
-
-
-# ------------------------------------------------------------------------------------------ upload
-def _check_format(inference_type: str, data: bytes) -> None:
-    if inference_type == "MELSPECTROGRAM":
-        try:
-            check_mel_chunk(data)
-        except MelFormatError as exc:
-            raise ApiError(400, Detail.MEL_FORMAT.format(why=exc)) from None
-        return
-    try:
-        check_mel_chunk(data, n_frames=None)
-    except MelFormatError:
-        pass
-    else:
-        raise ApiError(400, Detail.MEL_IN_AUDIO_SESSION)
-    try:
-        decode_chunk(data)
-    except AudioFormatError:
-        raise ApiError(400, Detail.AUDIO_FORMAT) from None
-
-
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "seq_num"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "The 30-second chunk"},
-                        "seq_num": {"type": "integer", "minimum": 0, "description": "0-based index (one per 30 s)"},
-                        "callback_url": {"type": "string", "description": "Replaces the session's callback URL"},
-                    },
-                }
-            }
-        },
-    }
-}
-
-
-@router.post(
-    "/{session_id}/upload",
-    openapi_extra=_UPLOAD_BODY,
-    summary="Upload a 30-second chunk",
-    description=(
-        "Uploads chunk `seq_num` (0 for the first 30 seconds, 1 for the next, …). AUDIO sessions take WAV, MP3, "
-        "FLAC or OGG at 16, 44.1 or 48 kHz; MELSPECTROGRAM sessions take `sleeptrack.analysis.encode_mel_chunk` "
-        "bytes (what the SDK sends). Idempotent per `seq_num` (a repeated upload changes nothing and answers "
-        "`duplicate: true`), chunks may arrive in any order, and a chunk is on disk before the answer.\n\n"
-        "```bash\ncurl http://127.0.0.1:8000/ai/v1/sessions/<SESSION_ID>/upload -XPOST \\\n"
-        '  -H "x-api-key: <YOUR_API_KEY>" -H "x-user-id: <USER_ID>" \\\n'
-        "  -F seq_num=0 -F file=@chunk-0000.wav\n```"
-    ),
-    responses={
-        200: example({"detail": "success", "result": {"session_id": _SID, "seq_num": 0, "duplicate": False}}),
-        **error_examples(
-            (400, Detail.AUDIO_FORMAT),
-            (400, Detail.MEL_FORMAT.format(why="mel spectrogram has 1500 frames, expected 3001 (30 seconds)")),
-            (400, Detail.MEL_IN_AUDIO_SESSION),
-            (400, Detail.INVALID_CALLBACK),
-            401,
-            (401, Detail.X_USER_ID_INVALID),
-            403,
-            (403, Detail.SESSION_CLOSED),
-            (404, Detail.SESSION_NOT_FOUND),
-            (404, Detail.USER_NOT_FOUND),
-            (413, Detail.TOO_LARGE.format(limit=10485760)),
-            (422, Detail.INVALID_SEQ_NUM),
-            (507, Detail.STORAGE_FULL),
-        ),
-    },
-)
-async def upload_chunk(
-    session_id: str,
-    request: Request,
-    x_user_id: XUserId = None,
-    caller: Caller = Depends(ai_caller),
-) -> JSONResponse:
-    # The form is read here rather than declared (File / Form parameters): uploads are the hot path, and
-    # this saves FastAPI's per-field validation; the OpenAPI schema of the body is given above.
-    try:
-        form = await request.form(max_files=2, max_fields=8)
-    except StarletteHTTPException:  # 413 from the body limit
-        raise
-    except Exception:  # not a multipart body Starlette could parse
-        raise ApiError(422, Detail.INVALID_PARAMETER) from None
-    file, seq_num, callback_url = form.get("file"), form.get("seq_num"), form.get("callback_url")
-    data = await file.read() if isinstance(file, StarletteUploadFile) else None
-    result = await run_in_threadpool(
-        _upload,
-        request,
-        caller,
-        session_id,
-        x_user_id,
-        data,
-        seq_num if isinstance(seq_num, str) else None,
-        callback_url if isinstance(callback_url, str) else None,
-    )
-    return JSONResponse(result)
-
-
-def _upload(
-    request: Request,
-    caller: Caller,
-    session_id: str,
-    x_user_id: str | None,
-    data: bytes | None,
-    seq_num: str | None,
-    callback_url: str | None,
-) -> dict[str, Any]:
-    ctx = ctx_of(request)
-    target = ctx.upload_targets.get(session_id)
-    if (
-        target is None
-        or not is_user_id(x_user_id)
-        or target.environment_id != caller.environment_id
-        or target.user_id != x_user_id
-    ):
-        target = _upload_target(ctx, caller, x_user_id, session_id)
-    if target.closed:
-        raise ApiError(403, Detail.SESSION_CLOSED)
-    inference_type = target.inference_type
-    try:
-        seq = int(seq_num) if seq_num is not None else -1
-    except ValueError:
-        seq = -1
-    if not 0 <= seq <= MAX_SEQ_NUM:
-        raise ApiError(422, Detail.INVALID_SEQ_NUM)
-    if callback_url is not None and not valid_callback_url(callback_url):
-        raise ApiError(400, Detail.INVALID_CALLBACK)
-    if data is None:
-        raise ApiError(422, Detail.INVALID_PARAMETER, {"errors": [{"loc": ["body", "file"], "msg": "missing"}]})
-    if len(data) > ctx.settings.max_upload_bytes:
-        raise ApiError(413, Detail.TOO_LARGE.format(limit=ctx.settings.max_upload_bytes))
-    try:
-        _check_format(inference_type, data)
-    except ApiError:
-        if _already_received(ctx, session_id, seq):  # a retried upload answers as before, whatever it carries
-            ctx.metrics.uploads.labels(inference_type, "duplicate").inc()
-            return _upload_answer(session_id, seq, True)
-        ctx.metrics.uploads.labels(inference_type, "rejected").inc()
-        raise
-    ext = "mel" if inference_type == "MELSPECTROGRAM" else "audio"
-    # Unique per attempt, so a duplicate racing this upload never overwrites it (os.urandom is slow on some
-    # virtual machines and unpredictability is not needed here).
-    key = (
-        f"{blob_prefix(target.environment_id, target.user_id, session_id)}/{seq:05d}-{_RNG.getrandbits(40):010x}.{ext}"
-    )
-    try:
-        ctx.stores.blobs.put(key, data)
-    except OSError as exc:
-        if not is_storage_full(exc):
-            raise
-        log.error("cannot store an uploaded chunk: the blob store's disk is full")
-        raise ApiError(507, Detail.STORAGE_FULL) from None
-    callback = None
-    if callback_url is not None:
-        callback = (callback_url, caller.key.id, encrypt_secret(ctx.stores.secret, caller.api_key))
-    record = ChunkRecord(session_id, seq, key, len(data), inference_type, utcnow(), callback)
-    try:
-        outcome = ctx.writer.write(record)
-    except StorageFullError:
-        ctx.stores.blobs.delete(key)
-        raise ApiError(507, Detail.STORAGE_FULL) from None
-    except BaseException:
-        ctx.stores.blobs.delete(key)
-        raise
-    if outcome.status != "accepted":
-        ctx.stores.blobs.delete(key)
-    if outcome.status == "missing":
-        ctx.upload_targets.forget(session_id)
-        raise ApiError(404, Detail.SESSION_NOT_FOUND)
-    if outcome.status == "closed":
-        ctx.upload_targets.closed(session_id)
-        raise ApiError(403, Detail.SESSION_CLOSED)
-    if outcome.status == "accepted":
-        ctx.metrics.upload_bytes.inc(len(data))
-        ctx.queue.submit(outcome.jobs)
-    ctx.metrics.uploads.labels(inference_type, outcome.status).inc()
-    return _upload_answer(session_id, seq, outcome.status == "duplicate")
-
-
-def _upload_target(ctx: ServerContext, caller: Caller, x_user_id: str | None, session_id: str) -> UploadTarget:
-    """The session an upload goes to, with the documented errors (401 / 404) if it cannot be found."""
-    with ctx.stores.db.read() as db:
-        user = _session_user(db, caller, x_user_id)
-        s = find_session(db, caller.environment_id, session_id, user.id)
-        if s is None:
-            raise ApiError(404, Detail.SESSION_NOT_FOUND)
-        target = UploadTarget(s.environment_id, s.user_id, s.inference_type, s.state != SessionState.OPEN)
-    ctx.upload_targets.put(session_id, target)
-    return target
-
-
-def _already_received(ctx: ServerContext, session_id: str, seq: int) -> bool:
-    with ctx.stores.db.read() as db:
-        return db.get(Chunk, (session_id, seq)) is not None
-
-
-def _upload_answer(session_id: str, seq: int, duplicate: bool) -> dict[str, Any]:
-    return {"detail": "success", "result": {"session_id": session_id, "seq_num": seq, "duplicate": duplicate}}
 
 
 # ------------------------------------------------------------------------------------------- close
@@ -527,7 +313,7 @@ def close(
     if body.callback_url is not None and not valid_callback_url(body.callback_url):
         raise ApiError(400, Detail.INVALID_CALLBACK)
     with ctx.stores.db.write() as db:
-        user = _session_user(db, caller, x_user_id)
+        user = session_user(db, caller, x_user_id)
         if find_session(db, caller.environment_id, session_id, user.id) is None:
             raise ApiError(404, Detail.SESSION_NOT_FOUND)
         s = _locked(db, session_id)
@@ -572,7 +358,7 @@ def delete_session(
 ) -> Response:
     ctx = ctx_of(request)
     with ctx.stores.db.write() as db:
-        user = _session_user(db, caller, x_user_id)
+        user = session_user(db, caller, x_user_id)
         s = find_session(db, caller.environment_id, session_id, user.id)
         if s is None:
             raise ApiError(404, Detail.SESSION_NOT_FOUND_DELETE)
@@ -599,7 +385,7 @@ def delete_session(
 def delete_sessions(request: Request, x_user_id: XUserId = None, caller: Caller = Depends(ai_caller)) -> Response:
     ctx = ctx_of(request)
     with ctx.stores.db.write() as db:
-        user = _session_user(db, caller, x_user_id)
+        user = session_user(db, caller, x_user_id)
         for s in db.scalars(select(SleepSession).where(SleepSession.user_id == user.id)):
             db.delete(s)
     ctx.upload_targets.forget_user(user.id)

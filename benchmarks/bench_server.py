@@ -5,7 +5,8 @@
    endpoint that only writes the request body to a file, both under uvicorn on loopback, are driven by the
    same client: 200 simulated sleepers (one user and one session each) uploading real 30-second mel
    chunks back to back. Target: ingest rate >= 0.5 x the baseline's, 0 errors. Prints uploads/s and
-   p50 / p99 latency of both.
+   p50 / p99 latency of both, and (Linux) the CPU per upload each server's threads spent during its
+   rounds, with sleeptrack's event-loop thread apart.
 2. Real-time latency. The same 200 sleepers then upload at an accelerated pace (every sleeper one chunk
    every ``PACE`` seconds, ``30 / PACE`` x real time); for every 10th chunk, the time from its upload's
    answer to the INFERENCE_COMPLETE webhook's arrival at a receiver. Target: p95 <= 2 s.
@@ -94,6 +95,31 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+def _thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid`` so far; empty where /proc is missing."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+@dataclass
+class CpuUse:
+    """What a server's threads spent during its rounds (from /proc, Linux only)."""
+
+    total: float = 0.0
+    main: float = 0.0
+
+    def add(self, pid: int, before: dict[int, float], after: dict[int, float]) -> None:
+        self.total += sum(after.values()) - sum(v for k, v in before.items() if k in after)
+        self.main += after.get(pid, 0.0) - before.get(pid, 0.0)
 
 
 def _mel_chunks(n: int) -> list[bytes]:
@@ -330,14 +356,29 @@ def _ingest_part(b: _Bench) -> bool:
     base_runs: list[Run] = []
     ingest_runs: list[Run] = []
     drains: list[float] = []
+    base_cpu, ingest_cpu = CpuUse(), CpuUse()
+
+    def measured(process: Process, cpu: CpuUse, drive: Any) -> Run:
+        pid = process.proc.pid
+        before = _thread_cpu(pid)
+        run: Run = asyncio.run(drive)
+        cpu.add(pid, before, _thread_cpu(pid))
+        return run
+
     for _ in range(ROUNDS):
         base_runs.append(
-            asyncio.run(
-                _drive(b.bare.url, lambda s: "/upload", lambda s: {}, fake, b.chunks, INGEST_SECONDS, None, None)
+            measured(
+                b.bare,
+                base_cpu,
+                _drive(b.bare.url, lambda s: "/upload", lambda s: {}, fake, b.chunks, INGEST_SECONDS, None, None),
             )
         )
         ingest_runs.append(
-            asyncio.run(_drive(b.server.url, b.path, b.headers, sleepers, b.chunks, INGEST_SECONDS, None, None))
+            measured(
+                b.server,
+                ingest_cpu,
+                _drive(b.server.url, b.path, b.headers, sleepers, b.chunks, INGEST_SECONDS, None, None),
+            )
         )
         # the burst's analysis goes on after it; the next baseline round must not compete with it
         drains.append(_wait_idle(b.server.url, 1800))
@@ -350,6 +391,12 @@ def _ingest_part(b: _Bench) -> bool:
     per_round = ", ".join(f"{i.rate / r.rate:.2f}" for r, i in zip(base_runs, ingest_runs, strict=True))
     print(f"  ratio {ratio:.2f} (target >= {MIN_RATIO}; per round {per_round}); each burst's analysis "
           f"backlog drained in {', '.join(f'{d:.0f}' for d in drains)} s")  # fmt: skip
+    if base_cpu.total and ingest_cpu.total:
+        n_base, n_ingest = len(baseline.latencies), len(ingest.latencies)
+        print(f"  CPU per upload: bare endpoint {1000 * base_cpu.total / n_base:.2f} ms; sleeptrack serve "
+              f"{1000 * ingest_cpu.total / n_ingest:.2f} ms across its threads, of which its event loop "
+              f"{1000 * ingest_cpu.main / n_ingest:.2f} ms ({100 * ingest_cpu.main / ingest.seconds:.0f} % of a core, "
+              f"the process {100 * ingest_cpu.total / ingest.seconds:.0f} %)")  # fmt: skip
     for sample in ingest.error_samples + baseline.error_samples:
         print(f"    error: {sample}")
     with httpx.Client(base_url=b.server.url, timeout=60) as client:

@@ -29,7 +29,9 @@ def train_command(
     validation: Annotated[
         int, typer.Option(help="Simulated nights used to tune and report the model.")
     ] = _DEFAULT.validation_nights,
-    seed: Annotated[int, typer.Option(help="Seed of the whole run: same seed, same model.")] = _DEFAULT.seed,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the whole run: same seed and library versions, same model.")
+    ] = _DEFAULT.seed,
     version: Annotated[str | None, typer.Option(help="Model name (default: the shipped model's name).")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for <version>.npz + .json (default: the package's models).")

@@ -136,3 +136,21 @@ def test_the_check_accepts_what_decodes() -> None:
     with pytest.raises(MelFormatError, match="corrupt"):  # one flipped bit in the zlib checksum
         check_mel_chunk(data[:-1] + bytes([data[-1] ^ 1]))
     assert decode_mel_chunk(data).shape == (3001, MEL.n_mels)
+
+
+def test_the_server_inflates_with_isal_and_reads_what_zlib_reads() -> None:
+    # ISA-L (the `server` extra) replaces zlib for inflating uploads: same bytes out, same checksum refusal.
+    from isal import isal_zlib
+
+    from sleeptrack.analysis import _mel
+
+    assert _mel._inflate is isal_zlib.decompress
+    rng = np.random.default_rng(4)
+    data = encode_mel_chunk(rng.normal(-50, 15, (3001, MEL.n_mels)).astype(np.float32))
+    payload = data[struct.calcsize("<5sBHIB") :]
+    assert isal_zlib.decompress(payload) == zlib.decompress(payload)
+    for bad in (payload[:-1] + bytes([payload[-1] ^ 1]), payload[: len(payload) // 2]):
+        with pytest.raises(_mel._inflate_errors):
+            _mel._inflate(bad)
+        with pytest.raises(zlib.error):
+            zlib.decompress(bad)

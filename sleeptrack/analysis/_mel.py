@@ -36,7 +36,7 @@ try:
     from isal import isal_zlib
 
     # (its stubs declare `error` as an instance; it is the exception class)
-    _inflate, _inflate_errors = isal_zlib.decompress, (cast(type[Exception], isal_zlib.error), zlib.error)
+    _inflate, _inflate_errors = isal_zlib.decompress, (cast(type[Exception], isal_zlib.error),)
 except ImportError:  # pragma: no cover - depends on the install
     _inflate, _inflate_errors = zlib.decompress, (zlib.error,)
 

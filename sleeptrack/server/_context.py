@@ -26,7 +26,7 @@ from ._metrics import Metrics
 if TYPE_CHECKING:
     from sleeptrack.webhooks import WebhookSender
 
-#: Uploads in progress at once (each waits for its group commit in one of these threads).
+#: Uploads checked and written to the blob store at once (their group commit is awaited on the event loop).
 UPLOAD_THREADS = 64
 
 __all__ = ["TZ", "ServerContext", "ai_caller", "authenticate", "ctx_of", "data_caller", "request_timezone"]
@@ -43,7 +43,7 @@ class ServerContext:
     metrics: Metrics
     writer: ChunkWriter
     upload_targets: UploadTargets = field(default_factory=UploadTargets)
-    #: Where uploads check and store their chunk and wait for its commit (see ``_upload``).
+    #: Where uploads check their chunk and write its blob (see ``_upload``).
     upload_threads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="upload")
     )

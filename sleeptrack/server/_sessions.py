@@ -46,7 +46,17 @@ log = logging.getLogger("sleeptrack.server")
 #: Sessions longer than this cannot be closed with an explicit end time, nor receive later seq_nums.
 MAX_SESSION = timedelta(days=7)
 MAX_SEQ_NUM = int(MAX_SESSION.total_seconds() // 30)
-_SID = "20250115025029_fvivn"
+EXAMPLE_SID = "20250115025029_fvivn"
+
+#: The errors of a call that writes to one of a user's sessions (close, upload): key, x-user-id, user, session.
+WRITE_TO_SESSION_ERRORS: tuple[int | tuple[int, str], ...] = (
+    401,
+    (401, Detail.X_USER_ID_INVALID),
+    403,
+    (403, Detail.SESSION_CLOSED),
+    (404, Detail.SESSION_NOT_FOUND),
+    (404, Detail.USER_NOT_FOUND),
+)
 
 XUserId = Annotated[str | None, Header(description="The user id (from POST /ai/v1/users)")]
 
@@ -137,11 +147,15 @@ def _locked(db: Session, session_id: str) -> SleepSession | None:
         201: example(
             {
                 "detail": "success",
-                "result": {"session_id": _SID, "state": "OPEN", "session_start_time": "2025-01-15T02:50:29+00:00"},
+                "result": {
+                    "session_id": EXAMPLE_SID,
+                    "state": "OPEN",
+                    "session_start_time": "2025-01-15T02:50:29+00:00",
+                },
             }
         ),
         409: example(
-            {"detail": Detail.SESSION_NOT_CLOSED, "result": {"session_id": _SID}}, "The user has an open session"
+            {"detail": Detail.SESSION_NOT_CLOSED, "result": {"session_id": EXAMPLE_SID}}, "The user has an open session"
         ),
         **error_examples(
             (400, Detail.INVALID_CALLBACK),
@@ -230,7 +244,7 @@ def _raise_if_open(db: Session, user_id: str) -> None:
             {
                 "detail": "success",
                 "result": {
-                    "session_id": _SID,
+                    "session_id": EXAMPLE_SID,
                     "state": "OPEN",
                     "session_start_time": "2025-01-15T02:50:29+00:00",
                     "last_seq_num": 41,
@@ -281,17 +295,8 @@ def open_session(
         '  -d \'{"session_end_time": "2025-01-15T07:10:00+09:00"}\'\n```'
     ),
     responses={
-        200: example({"detail": "success", "result": {"session_id": _SID, "state": "CLOSED"}}),
-        **error_examples(
-            (400, Detail.INVALID_END_TIME),
-            (400, Detail.INVALID_CALLBACK),
-            401,
-            (401, Detail.X_USER_ID_INVALID),
-            403,
-            (403, Detail.SESSION_CLOSED),
-            (404, Detail.SESSION_NOT_FOUND),
-            (404, Detail.USER_NOT_FOUND),
-        ),
+        200: example({"detail": "success", "result": {"session_id": EXAMPLE_SID, "state": "CLOSED"}}),
+        **error_examples((400, Detail.INVALID_END_TIME), (400, Detail.INVALID_CALLBACK), *WRITE_TO_SESSION_ERRORS),
     },
 )
 def close(

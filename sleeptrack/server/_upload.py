@@ -36,7 +36,7 @@ from ._errors import ApiError, Detail
 from ._ingest import ChunkRecord, Outcome, StorageFullError, UploadTarget, is_storage_full
 from ._lookup import blob_prefix, find_session
 from ._openapi import error_examples, example
-from ._sessions import _SID, MAX_SEQ_NUM, session_user, valid_callback_url
+from ._sessions import EXAMPLE_SID, MAX_SEQ_NUM, WRITE_TO_SESSION_ERRORS, session_user, valid_callback_url
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -95,7 +95,7 @@ class _Parts:
         self._data = bytearray()
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
-        self._data += data[start:end]
+        self._data += memoryview(data)[start:end]  # one copy of the chunk, not two
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
         self._name += data[start:end]
@@ -145,10 +145,8 @@ def parse_upload_form(content_type: str | None, body: bytes) -> UploadForm:
         name = _text(raw_name, charset)
         if name == "file":
             form.file = bytes(data) if is_file else None
-        elif name in ("seq_num", "callback_url") and not is_file:
-            setattr(form, name, _text(bytes(data), charset))
-        elif name in ("seq_num", "callback_url"):
-            setattr(form, name, None)
+        elif name in ("seq_num", "callback_url"):  # a field, not a file
+            setattr(form, name, None if is_file else _text(bytes(data), charset))
     return form
 
 
@@ -165,15 +163,15 @@ class UploadEndpoint:
         ctx: ServerContext = scope["app"].state.ctx
         headers = Headers(scope=scope)
         caller = await authenticate(ctx.auth, headers.get("x-api-key"), False)
-        body = bytearray()
+        pieces: list[bytes] = []
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body += message.get("body", b"")
+            pieces.append(message.get("body", b""))
             more = message.get("more_body", False)
-        form = parse_upload_form(headers.get("content-type"), bytes(body))
+        form = parse_upload_form(headers.get("content-type"), b"".join(pieces))
         # Shielded: once the chunk is being stored, a cancelled request (shutdown) does not leave it half done.
         answer = await asyncio.shield(
             _store(ctx, caller, scope["path_params"]["session_id"], headers.get("x-user-id"), form)
@@ -379,7 +377,7 @@ UPLOAD_OPERATION: dict[str, Any] = {
         },
     },
     "responses": {
-        "200": example({"detail": "success", "result": {"session_id": _SID, "seq_num": 0, "duplicate": False}}),
+        "200": example({"detail": "success", "result": {"session_id": EXAMPLE_SID, "seq_num": 0, "duplicate": False}}),
         **{
             str(code): answer
             for code, answer in error_examples(
@@ -387,12 +385,7 @@ UPLOAD_OPERATION: dict[str, Any] = {
                 (400, Detail.MEL_FORMAT.format(why="mel spectrogram has 1500 frames, expected 3001 (30 seconds)")),
                 (400, Detail.MEL_IN_AUDIO_SESSION),
                 (400, Detail.INVALID_CALLBACK),
-                401,
-                (401, Detail.X_USER_ID_INVALID),
-                403,
-                (403, Detail.SESSION_CLOSED),
-                (404, Detail.SESSION_NOT_FOUND),
-                (404, Detail.USER_NOT_FOUND),
+                *WRITE_TO_SESSION_ERRORS,
                 (413, Detail.TOO_LARGE.format(limit=10485760)),
                 (422, Detail.INVALID_SEQ_NUM),
                 (422, Detail.INVALID_PARAMETER),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from enum import StrEnum
 from typing import Annotated
 
@@ -70,9 +71,14 @@ def serve_command(
         f"sleeptrack server on [bold]http://{host}:{port}[/] (docs at /docs), data in {settings.data_dir}",
         highlight=False,
     )
+    app_ = create_app(settings)
+    # Everything alive now (modules, the app) lives as long as the server: keep it out of the cyclic
+    # garbage collector's full passes, which otherwise walk it again and again under load.
+    gc.collect()
+    gc.freeze()
     try:
         uvicorn.run(
-            create_app(settings),
+            app_,
             host=host,
             port=port,
             log_config=log_config,

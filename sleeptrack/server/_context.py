@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sleeptrack.webhooks import WebhookSender
 
 #: Uploads checked and written to the blob store at once (their group commit is awaited on the event loop).
-UPLOAD_THREADS = 64
+UPLOAD_THREADS = 16
 
 __all__ = ["TZ", "ServerContext", "ai_caller", "authenticate", "ctx_of", "data_caller", "request_timezone"]
 

@@ -5,8 +5,9 @@
    endpoint that only writes the request body to a file, both under uvicorn on loopback, are driven by the
    same client: 200 simulated sleepers (one user and one session each) uploading real 30-second mel
    chunks back to back. Target: ingest rate >= 0.5 x the baseline's, 0 errors. Prints uploads/s and
-   p50 / p99 latency of both, and (Linux) the CPU per upload each server's threads spent during its
-   rounds, with sleeptrack's event-loop thread apart.
+   p50 / p99 latency of both, and (Linux) where the machine's CPU went during each server's rounds, per
+   upload: the server process (sleeptrack's event-loop thread apart), its child processes (the analysis
+   workers), the client; and how busy the machine's CPUs were.
 2. Real-time latency. The same 200 sleepers then upload at an accelerated pace (every sleeper one chunk
    every ``PACE`` seconds, ``30 / PACE`` x real time); for every 10th chunk, the time from its upload's
    answer to the INFERENCE_COMPLETE webhook's arrival at a receiver. Target: p95 <= 2 s.
@@ -20,6 +21,7 @@ figure. ``BENCH_PARTS=ingest`` or ``=realtime`` runs one part.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -97,29 +99,74 @@ class Process:
                 self.proc.wait()
 
 
-def _thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) of each thread of ``pid`` so far; empty where /proc is missing."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    out: dict[int, float] = {}
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # the thread ended
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
+def _stat_cpu(stat: Path) -> float:
+    """CPU seconds (user + system) in a /proc ``stat`` file of a process or a thread."""
+    fields = stat.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass
+class Snapshot:
+    """CPU seconds so far (Linux /proc; empty elsewhere) of what shares the machine during a round."""
+
+    threads: dict[int, float]  # each thread of the server process
+    children: dict[int, float]  # its child processes (the analysis workers)
+    client: float  # this process: the load generator
+    machine: tuple[float, float]  # (busy, total) of all CPUs
+
+    @classmethod
+    def take(cls, pid: int) -> Snapshot:
+        threads: dict[int, float] = {}
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):  # the thread ended
+                threads[int(task.name)] = _stat_cpu(task / "stat")
+        children: dict[int, float] = {}
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int((proc / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    children[int(proc.name)] = _stat_cpu(proc / "stat")
+        machine = (0.0, 0.0)
+        with contextlib.suppress(OSError):
+            ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            machine = (float(sum(ticks) - ticks[3] - ticks[4]), float(sum(ticks)))  # idle and iowait apart
+        t = os.times()
+        return cls(threads, children, t.user + t.system, machine)
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(v - before.get(k, 0.0) for k, v in after.items())
 
 
 @dataclass
 class CpuUse:
-    """What a server's threads spent during its rounds (from /proc, Linux only)."""
+    """What a server and the rest of the machine spent during that server's rounds (seconds)."""
 
-    total: float = 0.0
-    main: float = 0.0
+    total: float = 0.0  # the server process, all threads
+    main: float = 0.0  # its event-loop thread
+    workers: float = 0.0  # its child processes
+    client: float = 0.0
+    busy: float = 0.0  # fraction of the machine's CPUs busy, summed over rounds
+    rounds: int = 0
 
-    def add(self, pid: int, before: dict[int, float], after: dict[int, float]) -> None:
-        self.total += sum(after.values()) - sum(v for k, v in before.items() if k in after)
-        self.main += after.get(pid, 0.0) - before.get(pid, 0.0)
+    def add(self, pid: int, before: Snapshot, after: Snapshot) -> None:
+        self.total += _spent(before.threads, after.threads)
+        self.main += after.threads.get(pid, 0.0) - before.threads.get(pid, 0.0)
+        self.workers += _spent(before.children, after.children)
+        self.client += after.client - before.client
+        total = after.machine[1] - before.machine[1]
+        self.busy += (after.machine[0] - before.machine[0]) / total if total else 0.0
+        self.rounds += 1
+
+    def line(self, n: int) -> str:
+        """Per upload (ms), for ``n`` uploads."""
+        return (
+            f"{1000 * self.total / n:.2f} ms in the server process + {1000 * self.workers / n:.2f} ms in its "
+            f"child processes + {1000 * self.client / n:.2f} ms in the client; machine "
+            f"{100 * self.busy / max(self.rounds, 1):.0f} % busy"
+        )
 
 
 def _mel_chunks(n: int) -> list[bytes]:
@@ -360,9 +407,9 @@ def _ingest_part(b: _Bench) -> bool:
 
     def measured(process: Process, cpu: CpuUse, drive: Any) -> Run:
         pid = process.proc.pid
-        before = _thread_cpu(pid)
+        before = Snapshot.take(pid)
         run: Run = asyncio.run(drive)
-        cpu.add(pid, before, _thread_cpu(pid))
+        cpu.add(pid, before, Snapshot.take(pid))
         return run
 
     for _ in range(ROUNDS):
@@ -393,10 +440,10 @@ def _ingest_part(b: _Bench) -> bool:
           f"backlog drained in {', '.join(f'{d:.0f}' for d in drains)} s")  # fmt: skip
     if base_cpu.total and ingest_cpu.total:
         n_base, n_ingest = len(baseline.latencies), len(ingest.latencies)
-        print(f"  CPU per upload: bare endpoint {1000 * base_cpu.total / n_base:.2f} ms; sleeptrack serve "
-              f"{1000 * ingest_cpu.total / n_ingest:.2f} ms across its threads, of which its event loop "
-              f"{1000 * ingest_cpu.main / n_ingest:.2f} ms ({100 * ingest_cpu.main / ingest.seconds:.0f} % of a core, "
-              f"the process {100 * ingest_cpu.total / ingest.seconds:.0f} %)")  # fmt: skip
+        print(f"  CPU per upload, bare endpoint: {base_cpu.line(n_base)}")
+        loop = ingest_cpu.main
+        print(f"  CPU per upload, sleeptrack serve: {ingest_cpu.line(n_ingest)}; its event loop "
+              f"{1000 * loop / n_ingest:.2f} ms ({100 * loop / ingest.seconds:.0f} % of a core)")  # fmt: skip
     for sample in ingest.error_samples + baseline.error_samples:
         print(f"    error: {sample}")
     with httpx.Client(base_url=b.server.url, timeout=60) as client:

@@ -122,8 +122,11 @@ def parse_upload_form(content_type: str | None, body: bytes) -> UploadForm:
     charset = params.get(b"charset", b"utf-8").decode("latin-1")
     form = UploadForm()
     if media == b"application/x-www-form-urlencoded":
-        fields = urllib.parse.parse_qsl(_text(body, charset), keep_blank_values=True)
-        for name, value in fields[:MAX_PARTS]:
+        try:
+            fields = urllib.parse.parse_qsl(_text(body, charset), keep_blank_values=True, max_num_fields=MAX_PARTS)
+        except ValueError:  # more fields than a multipart form may have parts: the same answer
+            raise ApiError(422, Detail.INVALID_PARAMETER) from None
+        for name, value in fields:
             if name in ("seq_num", "callback_url"):
                 setattr(form, name, value)
         return form

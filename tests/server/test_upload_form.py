@@ -45,6 +45,8 @@ def test_what_a_part_is_decides_how_it_counts() -> None:
 def test_url_encoded_and_other_bodies() -> None:
     form = parse_upload_form("application/x-www-form-urlencoded", b"seq_num=3&callback_url=https%3A%2F%2Fa.b%2Fc")
     assert form == UploadForm(None, "3", "https://a.b/c")
+    at_most = "&".join(f"f{i}=1" for i in range(MAX_PARTS - 1)).encode() + b"&seq_num=4"
+    assert parse_upload_form("application/x-www-form-urlencoded", at_most) == UploadForm(None, "4", None)
     assert parse_upload_form("application/json", b'{"seq_num": 1}') == UploadForm()
     assert parse_upload_form(None, b"anything") == UploadForm()
 
@@ -56,8 +58,9 @@ def test_url_encoded_and_other_bodies() -> None:
         (MULTIPART, b"--b0undary\r\nContent-Disposition: form-data\r\n\r\n1\r\n--b0undary--\r\n"),  # no name
         (MULTIPART, b"--other\r\n\x00\x01garbage"),
         (MULTIPART, _body(*[_part(f"f{i}", b"1") for i in range(MAX_PARTS + 1)])),  # too many parts
+        ("application/x-www-form-urlencoded", "&".join(f"f{i}=1" for i in range(MAX_PARTS + 1)).encode()),
     ],
-    ids=["no boundary", "no name", "garbage", "too many parts"],
+    ids=["no boundary", "no name", "garbage", "too many parts", "too many url-encoded fields"],
 )
 def test_an_unreadable_form_is_invalid_parameter(content_type: str, body: bytes) -> None:
     with pytest.raises(ApiError) as caught:

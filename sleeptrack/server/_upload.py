@@ -199,7 +199,12 @@ async def _store(
         if isinstance(exc, StorageFullError):
             raise ApiError(507, Detail.STORAGE_FULL) from None
         raise
-    if outcome.status != "accepted":
+    if outcome.status == "missing":
+        # The session was deleted meanwhile: whatever this upload left under its prefix goes too (a pack it
+        # may have recreated included).
+        session_prefix = record.blob_key.rpartition("/")[0]
+        await loop.run_in_executor(ctx.upload_threads, ctx.stores.blobs.delete_prefix, session_prefix)
+    elif outcome.status != "accepted":
         await loop.run_in_executor(ctx.upload_threads, ctx.stores.blobs.delete, record.blob_key)
     return _finish(ctx, record, outcome)
 
@@ -286,11 +291,9 @@ def _prepare(
     ext = "mel" if inference_type == "MELSPECTROGRAM" else "audio"
     # Unique per attempt, so a duplicate racing this upload never overwrites it (os.urandom is slow on some
     # virtual machines and unpredictability is not needed here).
-    key = (
-        f"{blob_prefix(target.environment_id, target.user_id, session_id)}/{seq:05d}-{_RNG.getrandbits(40):010x}.{ext}"
-    )
+    name = f"{seq:05d}-{_RNG.getrandbits(40):010x}.{ext}"
     try:
-        ctx.stores.blobs.put(key, data)
+        key = ctx.stores.blobs.add(blob_prefix(target.environment_id, target.user_id, session_id), name, data)
     except OSError as exc:
         if not is_storage_full(exc):
             raise

@@ -16,7 +16,7 @@ from ._accounts import (
     normalize_email,
     revoke_keys,
 )
-from ._blobs import BlobNotFoundError, BlobStore, LocalBlobStore
+from ._blobs import PACK_NAME, BlobNotFoundError, BlobStore, LocalBlobStore
 from ._db import MIGRATIONS_DIR, Database, DatabaseError
 from ._ids import is_session_id, is_user_id, new_session_id, new_user_id
 from ._keys import (
@@ -54,6 +54,7 @@ __all__ = [
     "KEY_PREFIX_LENGTH",
     "MAX_UPLOAD_BYTES",
     "MIGRATIONS_DIR",
+    "PACK_NAME",
     "Account",
     "ApiKey",
     "Base",

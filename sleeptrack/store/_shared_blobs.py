@@ -18,7 +18,7 @@ from sqlalchemy import LargeBinary, String, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ._blobs import BlobNotFoundError, _check_key
+from ._blobs import BlobNotFoundError, OneObjectPerBlob, _check_key
 from ._db import Database
 from ._models import Base, utcnow
 
@@ -41,7 +41,7 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
     return base + "/", base + "0"
 
 
-class DatabaseBlobStore:
+class DatabaseBlobStore(OneObjectPerBlob):
     """Blobs as rows of the ``blobs`` table of the sleeptrack database."""
 
     def __init__(self, db: Database) -> None:
@@ -80,7 +80,7 @@ class DatabaseBlobStore:
             return s.scalar(select(Blob.key).where(Blob.key == key)) is not None
 
 
-class S3BlobStore:
+class S3BlobStore(OneObjectPerBlob):
     """Blobs as objects of an S3 bucket (``prefix`` is prepended to every key)."""
 
     def __init__(

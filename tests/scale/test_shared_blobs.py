@@ -59,6 +59,16 @@ def test_put_get_replace_delete(store: BlobStore) -> None:
     assert not store.exists(key)
 
 
+def test_add_keeps_one_object_per_blob(store: BlobStore) -> None:
+    prefix = "12/G-1/20250115025029_fvivn"
+    first = store.add(prefix, "00000-aa.mel", b"first")
+    second = store.add(prefix + "/", "00001-bb.mel", b"second")
+    assert (first, second) == (f"{prefix}/00000-aa.mel", f"{prefix}/00001-bb.mel")
+    assert store.get(first) == b"first" and store.get(second) == b"second"
+    store.delete_prefix(prefix)
+    assert not store.exists(first) and not store.exists(second)
+
+
 def test_delete_prefix_takes_only_that_folder(store: BlobStore) -> None:
     keys = ["1/G-a/s1/00000.mel", "1/G-a/s1/00001.mel", "1/G-a/s10/00000.mel", "1/G-a/s2/00000.mel", "1/G-b/s1/0.mel"]
     for k in keys:

@@ -76,7 +76,11 @@ def test_undecodable_chunks_become_error_epochs(api: Api) -> None:
         chunk = db.get(Chunk, (sid, 3))
         assert chunk is not None
         key = chunk.blob_key
-    stores.blobs.put(key, b"corrupted on disk")  # damaged after it was accepted
+    # damaged on disk after it was accepted: its bytes in the session's pack overwritten
+    pack, _, byte_range = key.rpartition("@")
+    with (api.data_dir / "blobs" / pack).open("r+b") as f:
+        f.seek(int(byte_range.partition("+")[0]))
+        f.write(b"corrupted on disk")
     with stores.db.write() as db:
         db.execute(update(ChunkFeatures).where(ChunkFeatures.session_id == sid).values(engine_version="old-model"))
         db.delete(db.get_one(ChunkFeatures, (sid, 3)))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from sleeptrack.store import (
     DEFAULT_PLANS,
+    PACK_NAME,
     BlobNotFoundError,
     BlobStore,
     LocalBlobStore,
@@ -44,6 +46,58 @@ def test_local_blobs_put_get_delete(tmp_path: Path) -> None:
     for bad in ("../x", "/etc/passwd", "a//b", "a/./b", ""):
         with pytest.raises(ValueError, match="invalid blob key"):
             blobs.put(bad, b"x")
+
+
+def test_local_blobs_added_to_a_session_share_one_pack(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "b")
+    chunks = [bytes([i]) * (1000 + 137 * i) for i in range(5)]
+    keys = [blobs.add("1/u/s", f"{i:05d}-x.mel", c) for i, c in enumerate(chunks)]
+    other = blobs.add("1/u/t", "00000-y.mel", b"other session")
+    assert keys[0] == f"1/u/s/{PACK_NAME}@0+1000" and len(set(keys)) == 5
+    assert [blobs.get(k) for k in keys] == chunks and blobs.get(other) == b"other session"
+    assert all(blobs.exists(k) for k in keys)
+    assert sorted(p.name for p in (tmp_path / "b" / "1/u/s").iterdir()) == [PACK_NAME]
+    with pytest.raises(BlobNotFoundError):
+        blobs.get(f"1/u/s/{PACK_NAME}@{sum(map(len, chunks))}+10")  # beyond the pack's end
+    with pytest.raises(ValueError, match="invalid blob key"):
+        blobs.get(f"1/u/s/{PACK_NAME}@x+1")
+    with pytest.raises(ValueError, match="written by add"):
+        blobs.put(keys[0], b"no")
+
+
+def test_local_blobs_concurrent_adds_never_mix(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "b", fsync=False)
+
+    def add(i: int) -> tuple[str, bytes]:
+        data = i.to_bytes(2, "big") * (500 + 31 * i)
+        return blobs.add("1/u/s", f"{i:05d}-x.mel", data), data
+
+    with ThreadPoolExecutor(8) as pool:
+        added = list(pool.map(add, range(200)))
+    assert all(blobs.get(key) == data for key, data in added)
+    assert (tmp_path / "b" / "1/u/s" / PACK_NAME).stat().st_size == sum(len(d) for _, d in added)
+
+
+def test_deleting_a_packed_blob_frees_its_bytes_only(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "b")
+    a, b, c = (blobs.add("1/u/s", n, bytes([v]) * 200_000) for n, v in (("a", 1), ("b", 2), ("c", 3)))
+    pack = tmp_path / "b" / "1/u/s" / PACK_NAME
+    before = pack.stat().st_blocks * 512
+    blobs.delete(b)
+    assert blobs.get(a) == bytes([1]) * 200_000 and blobs.get(c) == bytes([3]) * 200_000
+    assert blobs.get(b) == bytes(200_000)  # its bytes are zeroed...
+    assert pack.stat().st_blocks * 512 <= before - 200_000 + 2 * 4096  # ...and their blocks freed
+    blobs.delete_prefix("1/u/s")
+    assert not pack.exists() and not blobs.exists(a)
+    blobs.delete(a)  # its pack is gone: no error
+
+
+def test_a_pack_deleted_elsewhere_is_recreated(tmp_path: Path) -> None:
+    blobs, elsewhere = LocalBlobStore(tmp_path / "b"), LocalBlobStore(tmp_path / "b")
+    blobs.add("1/u/s", "a", b"first")
+    elsewhere.delete_prefix("1/u")  # e.g. another process deleted the user
+    key = blobs.add("1/u/s", "b", b"second")
+    assert blobs.get(key) == b"second" and key.endswith("@0+6")
 
 
 def test_default_plans() -> None:

@@ -6,8 +6,9 @@
    same client: 200 simulated sleepers (one user and one session each) uploading real 30-second mel
    chunks back to back. Target: ingest rate >= 0.5 x the baseline's, 0 errors. Prints uploads/s and
    p50 / p99 latency of both, and (Linux) where the machine's CPU went during each server's rounds, per
-   upload: the server process (sleeptrack's event-loop thread apart), its child processes (the analysis
-   workers), the client; and how busy the machine's CPUs were.
+   upload: the API process(es) (the event-loop thread of a single one apart), the analysis workers, the
+   client; and how busy the machine's CPUs were. ``BENCH_PROCESSES=N`` runs ``sleeptrack serve
+   --processes N``.
 2. Real-time latency. The same 200 sleepers then upload at an accelerated pace (every sleeper one chunk
    every ``PACE`` seconds, ``30 / PACE`` x real time); for every 10th chunk, the time from its upload's
    answer to the INFERENCE_COMPLETE webhook's arrival at a receiver. Target: p95 <= 2 s.
@@ -50,6 +51,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 PACE = float(os.environ.get("BENCH_PACE", "15"))  # seconds between a sleeper's chunks in part 2
 REALTIME_CHUNKS = int(os.environ.get("BENCH_REALTIME_CHUNKS", "20"))
 PARTS = os.environ.get("BENCH_PARTS", "ingest,realtime").split(",")
+PROCESSES = int(os.environ.get("BENCH_PROCESSES", "1"))  # sleeptrack serve --processes
 MIN_RATIO = 0.5
 MAX_REALTIME_P95 = 2.0
 PLANS = "[plans.bench]\nstages = 4\nsnoring = true\nrealtime = true\n"
@@ -113,7 +115,8 @@ class Snapshot:
     """CPU seconds so far (Linux /proc; empty elsewhere) of what shares the machine during a round."""
 
     threads: dict[int, float]  # each thread of the server process
-    children: dict[int, float]  # its child processes (the analysis workers)
+    api: dict[int, float]  # its other API processes (``--processes N``: the N children of uvicorn's supervisor)
+    workers: dict[int, float]  # the analysis workers below them
     client: float  # this process: the load generator
     machine: tuple[float, float]  # (busy, total) of all CPUs
 
@@ -123,17 +126,26 @@ class Snapshot:
         for task in Path(f"/proc/{pid}/task").glob("*"):
             with contextlib.suppress(OSError):  # the thread ended
                 threads[int(task.name)] = _stat_cpu(task / "stat")
-        children: dict[int, float] = {}
+        parent: dict[int, int] = {}
+        cpu: dict[int, float] = {}
         for proc in Path("/proc").glob("[0-9]*"):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                if int((proc / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
-                    children[int(proc.name)] = _stat_cpu(proc / "stat")
+                parent[int(proc.name)] = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+                cpu[int(proc.name)] = _stat_cpu(proc / "stat")
+        api: dict[int, float] = {}
+        workers: dict[int, float] = {}
+        for p, used in cpu.items():
+            depth, up = 0, p
+            while up in parent and up != pid:
+                up, depth = parent[up], depth + 1
+            if up == pid and depth:
+                (api if depth < (2 if PROCESSES > 1 else 1) else workers)[p] = used
         machine = (0.0, 0.0)
         with contextlib.suppress(OSError):
             ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
             machine = (float(sum(ticks) - ticks[3] - ticks[4]), float(sum(ticks)))  # idle and iowait apart
         t = os.times()
-        return cls(threads, children, t.user + t.system, machine)
+        return cls(threads, api, workers, t.user + t.system, machine)
 
 
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:
@@ -144,17 +156,17 @@ def _spent(before: dict[int, float], after: dict[int, float]) -> float:
 class CpuUse:
     """What a server and the rest of the machine spent during that server's rounds (seconds)."""
 
-    total: float = 0.0  # the server process, all threads
-    main: float = 0.0  # its event-loop thread
-    workers: float = 0.0  # its child processes
+    total: float = 0.0  # the API process(es), all threads
+    main: float = 0.0  # the event-loop thread of a single API process
+    workers: float = 0.0  # the analysis worker processes
     client: float = 0.0
     busy: float = 0.0  # fraction of the machine's CPUs busy, summed over rounds
     rounds: int = 0
 
     def add(self, pid: int, before: Snapshot, after: Snapshot) -> None:
-        self.total += _spent(before.threads, after.threads)
+        self.total += _spent(before.threads, after.threads) + _spent(before.api, after.api)
         self.main += after.threads.get(pid, 0.0) - before.threads.get(pid, 0.0)
-        self.workers += _spent(before.children, after.children)
+        self.workers += _spent(before.workers, after.workers)
         self.client += after.client - before.client
         total = after.machine[1] - before.machine[1]
         self.busy += (after.machine[0] - before.machine[0]) / total if total else 0.0
@@ -163,8 +175,8 @@ class CpuUse:
     def line(self, n: int) -> str:
         """Per upload (ms), for ``n`` uploads."""
         return (
-            f"{1000 * self.total / n:.2f} ms in the server process + {1000 * self.workers / n:.2f} ms in its "
-            f"child processes + {1000 * self.client / n:.2f} ms in the client; machine "
+            f"{1000 * self.total / n:.2f} ms in the API process(es) + {1000 * self.workers / n:.2f} ms in "
+            f"analysis workers + {1000 * self.client / n:.2f} ms in the client; machine "
             f"{100 * self.busy / max(self.rounds, 1):.0f} % busy"
         )
 
@@ -442,8 +454,9 @@ def _ingest_part(b: _Bench) -> bool:
         n_base, n_ingest = len(baseline.latencies), len(ingest.latencies)
         print(f"  CPU per upload, bare endpoint: {base_cpu.line(n_base)}")
         loop = ingest_cpu.main
-        print(f"  CPU per upload, sleeptrack serve: {ingest_cpu.line(n_ingest)}; its event loop "
-              f"{1000 * loop / n_ingest:.2f} ms ({100 * loop / ingest.seconds:.0f} % of a core)")  # fmt: skip
+        print(f"  CPU per upload, sleeptrack serve: {ingest_cpu.line(n_ingest)}" + (
+            f"; its event loop {1000 * loop / n_ingest:.2f} ms ({100 * loop / ingest.seconds:.0f} % of a core)"
+            if PROCESSES == 1 else ""))  # fmt: skip
     for sample in ingest.error_samples + baseline.error_samples:
         print(f"    error: {sample}")
     with httpx.Client(base_url=b.server.url, timeout=60) as client:
@@ -508,7 +521,7 @@ def main() -> bool:
     port = _free_port()
     server = Process(
         [sys.executable, "-m", "sleeptrack", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--no-access-log", "--log-level", "warning"],
+         "--no-access-log", "--log-level", "warning", "--processes", str(PROCESSES)],
         f"http://127.0.0.1:{port}", work / "server.log", _env(),
     )  # fmt: skip
     receiver = _Receiver()

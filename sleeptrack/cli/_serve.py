@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import gc
+import os
+import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ._app import app, err_console, fail
 from ._server_opts import DatabaseUrlOption, DataDirOption, server_settings
 from ._worker import BrokerOption
+
+if TYPE_CHECKING:
+    from sleeptrack.store import Settings
 
 
 class WorkerMode(StrEnum):
@@ -39,6 +43,15 @@ def serve_command(
     timeout_keep_alive: Annotated[
         int, typer.Option(help="Seconds an idle HTTP connection stays open (longer than clients keep theirs).")
     ] = 30,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="API processes answering on the port (default 1). On the embedded default one of them also "
+            "runs the analysis workers, webhooks and housekeeping (docs/server.md).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the sleeptrack server: Users, Session and Data APIs, webhooks, analysis workers.
 
@@ -53,12 +66,14 @@ def serve_command(
         worker_mode=worker_mode.value if worker_mode is not None else None,
         log_level=log_level.upper(),
         log_plain=plain_logs or None,
+        api_processes=processes,
     )
     try:
         import uvicorn
 
         from sleeptrack._logging import configure_logging
         from sleeptrack.server import create_app
+        from sleeptrack.server._processes import freeze_startup_heap
         from sleeptrack.store import DatabaseError, PlanError
     except ImportError:
         fail("the server needs its extra dependencies: pip install 'sleeptrack[server]'")
@@ -71,20 +86,41 @@ def serve_command(
         f"sleeptrack server on [bold]http://{host}:{port}[/] (docs at /docs), data in {settings.data_dir}",
         highlight=False,
     )
-    app_ = create_app(settings)
-    # Everything alive now (modules, the app) lives as long as the server: keep it out of the cyclic
-    # garbage collector's full passes, which otherwise walk it again and again under load.
-    gc.collect()
-    gc.freeze()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": log_config,
+        "access_log": access_log,
+        "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": timeout_keep_alive,
+    }
     try:
-        uvicorn.run(
-            app_,
-            host=host,
-            port=port,
-            log_config=log_config,
-            access_log=access_log,
-            timeout_graceful_shutdown=10,
-            timeout_keep_alive=timeout_keep_alive,
-        )
+        if settings.api_processes > 1:
+            _serve_processes(settings, options)
+        else:
+            app_ = create_app(settings)
+            freeze_startup_heap()
+            uvicorn.run(app_, **options)
     except DatabaseError as exc:
         fail(str(exc))
+
+
+def _serve_processes(settings: Settings, options: dict[str, Any]) -> None:
+    """``--processes N``: uvicorn starts N API processes, each building the app from the settings."""
+    import uvicorn
+
+    from sleeptrack.server._processes import SETTINGS_ENV, settings_for_processes
+    from sleeptrack.store import open_stores
+
+    if not settings.broker_url:
+        if not settings.resolved_database_url.startswith("sqlite"):
+            fail("several API processes on PostgreSQL need the scale-out mode: add --broker (docs/scale-out.md)")
+        if sys.platform == "win32":
+            fail("several API processes on the embedded default need a POSIX system (file locks)")
+    # Done once here rather than by N processes at once: the database migrated, the secret created.
+    open_stores(settings, migrate=True).close()
+    settings.secret()
+    os.environ[SETTINGS_ENV] = settings_for_processes(settings)
+    uvicorn.run(
+        "sleeptrack.server._processes:app_from_environment", factory=True, workers=settings.api_processes, **options
+    )

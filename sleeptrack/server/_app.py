@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -24,6 +26,7 @@ from ._hardening import HeaderGuardMiddleware, install_answer_schema
 from ._ingest import ChunkWriter
 from ._metrics import Metrics
 from ._middleware import BodyLimitMiddleware, MetricsMiddleware
+from ._processes import HandedOver, JobPoller, LeaderLock
 from ._shared_limits import open_limits
 from ._upload import UPLOAD_OPERATION, UPLOAD_PATH, upload_route
 
@@ -42,12 +45,16 @@ times take an optional `timezone` header (IANA name, default UTC).
 
 
 class _Housekeeper:
-    """Flushes usage counters every second; closes stale sessions and refreshes gauges every minute."""
+    """Flushes usage counters every second; closes stale sessions every minute (``sweeps``: the process
+    that runs the jobs)."""
 
-    def __init__(self, ctx: ServerContext, interval: float = 1.0, sweep_every: float = 60.0) -> None:
+    def __init__(
+        self, ctx: ServerContext, interval: float = 1.0, sweep_every: float = 60.0, sweeps: bool = True
+    ) -> None:
         self.ctx = ctx
         self.interval = interval
         self.sweep_every = sweep_every
+        self.sweeps = sweeps
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="housekeeper", daemon=True)
 
@@ -72,20 +79,36 @@ class _Housekeeper:
             since_sweep += self.interval
             try:
                 self.ctx.usage.flush()
-                if since_sweep >= self.sweep_every:
+                if self.sweeps and since_sweep >= self.sweep_every:
                     since_sweep = 0.0
                     self.sweep()
             except Exception:
                 log.exception("housekeeping failed; will retry")
 
 
-def _start(settings: Settings, metrics: Metrics, queue: JobQueue | None) -> tuple[ServerContext, _Housekeeper]:
+@dataclass
+class _Background:
+    """What ``_start`` started besides the context, for ``_stop``."""
+
+    housekeeper: _Housekeeper
+    poller: JobPoller | None = None
+    lock: LeaderLock | None = None
+
+
+def _start(settings: Settings, metrics: Metrics, queue: JobQueue | None) -> tuple[ServerContext, _Background]:
     stores = open_stores(settings, migrate=True, pool_size=20)
     external = queue is not None or bool(settings.broker_url)
     if queue is None and settings.broker_url:
         from sleeptrack.jobs._celery import CeleryQueue
 
         queue = CeleryQueue(settings)  # scale-out: jobs run in `sleeptrack worker` processes
+    lock = None
+    leads = True
+    if not external and settings.api_processes > 1:  # several API processes on the embedded default
+        lock = LeaderLock(settings.data_dir / "leader.lock")
+        leads = lock.acquire()
+        if not leads:
+            queue = HandedOver(stores)
     if queue is None:
         workers = settings.resolved_workers
         if settings.worker_mode == "thread":
@@ -121,33 +144,42 @@ def _start(settings: Settings, metrics: Metrics, queue: JobQueue | None) -> tupl
 
     queue.add_listener(on_job)
     sender.add_listener(on_delivery)
-    queue.start()
-    sender.start()
-    housekeeper = _Housekeeper(ctx)
-    housekeeper.sweep()
-    # Jobs marked running belong to a dead process only when this process runs every job itself.
-    recovered = recover(stores, reset_running=not external)
-    if recovered:
-        log.info("resuming %d unfinished analysis jobs", len(recovered))
-        queue.submit(recovered)
-    housekeeper.start()
+    background = _Background(_Housekeeper(ctx, sweeps=leads), lock=lock)
+    if leads:
+        queue.start()
+        sender.start()
+        background.housekeeper.sweep()
+        # Jobs marked running belong to a dead process only when this process runs every job itself.
+        recovered = recover(stores, reset_running=not external)
+        if recovered:
+            log.info("resuming %d unfinished analysis jobs", len(recovered))
+            queue.submit(recovered)
+        if lock is not None:
+            background.poller = JobPoller(stores, queue.submit)
+            background.poller.start()
+    background.housekeeper.start()
     log.info(
-        "sleeptrack server ready (database %s, %d %s workers)",
+        "sleeptrack server ready (database %s, %d %s workers)%s",
         stores.db.url.render_as_string(hide_password=True),
         getattr(queue, "workers", 0),
         getattr(queue, "mode", "external"),
+        "" if lock is None else f"; API process {os.getpid()} {'leads' if leads else 'follows'}",
     )
-    return ctx, housekeeper
+    return ctx, background
 
 
-def _stop(ctx: ServerContext, housekeeper: _Housekeeper) -> None:
-    housekeeper.stop()
+def _stop(ctx: ServerContext, background: _Background) -> None:
+    background.housekeeper.stop()
+    if background.poller is not None:
+        background.poller.stop()
     ctx.upload_threads.shutdown(wait=True)
     ctx.writer.stop()
     ctx.usage.flush()
     ctx.queue.stop(wait=True)
     ctx.sender.stop()
     ctx.stores.close()
+    if background.lock is not None:
+        background.lock.release()
 
 
 def create_app(settings: Settings | None = None, *, queue: JobQueue | None = None) -> FastAPI:
@@ -160,12 +192,12 @@ def create_app(settings: Settings | None = None, *, queue: JobQueue | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx, housekeeper = await run_in_threadpool(_start, settings, metrics, queue)
+        ctx, background = await run_in_threadpool(_start, settings, metrics, queue)
         app.state.ctx = ctx
         try:
             yield
         finally:
-            await run_in_threadpool(_stop, ctx, housekeeper)
+            await run_in_threadpool(_stop, ctx, background)
 
     app = FastAPI(
         title="sleeptrack API",

@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, ge=1)
     #: Analysis workers run at this niceness so uploads keep their CPU (process mode, POSIX).
     worker_nice: int = Field(default=10, ge=0, le=19)
+    #: API processes of ``sleeptrack serve`` on one port; on the embedded default one of them leads (runs
+    #: the analysis workers, the webhook sender and the housekeeping), see ``sleeptrack.server._processes``.
+    api_processes: int = Field(default=1, ge=1)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     #: OPEN sessions older than this are closed by the server (as unexpected ends).
     stale_session_hours: float = 24.0

@@ -148,14 +148,15 @@ def _start(settings: Settings, metrics: Metrics, queue: JobQueue | None) -> tupl
     if leads:
         queue.start()
         sender.start()
+        if lock is not None:  # its mark is read before recover(): no job can fall between the two
+            background.poller = JobPoller(stores, queue.submit)
         background.housekeeper.sweep()
         # Jobs marked running belong to a dead process only when this process runs every job itself.
         recovered = recover(stores, reset_running=not external)
         if recovered:
             log.info("resuming %d unfinished analysis jobs", len(recovered))
             queue.submit(recovered)
-        if lock is not None:
-            background.poller = JobPoller(stores, queue.submit)
+        if background.poller is not None:
             background.poller.start()
     background.housekeeper.start()
     log.info(

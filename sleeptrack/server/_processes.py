@@ -143,7 +143,8 @@ class JobPoller:
         self.submit = submit
         self.interval = interval
         with stores.db.read() as s:
-            self._after = int(s.scalar(select(func.max(Job.id))) or 0)  # older ones: recover() queued them
+            # Older jobs are recover()'s, which the leader runs after reading this mark.
+            self._after = int(s.scalar(select(func.max(Job.id))) or 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="job-poller", daemon=True)
 

@@ -20,7 +20,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from sleeptrack.cli import app
 from sleeptrack.jobs import QueuedJob
 from sleeptrack.jobs._lifecycle import add_job
 from sleeptrack.server import create_app
@@ -166,3 +168,12 @@ def test_two_api_processes_one_leader_and_a_new_one_when_it_dies(tmp_path: Path,
     finally:
         server.stop()
         receiver.stop()
+
+
+def test_several_processes_on_postgresql_need_the_scale_out_mode(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--processes", "2", "--data-dir", str(tmp_path), "--database-url", "postgresql+psycopg://u@h/db"],
+    )
+    assert result.exit_code != 0
+    assert "several API processes on PostgreSQL need the scale-out mode" in result.output

@@ -8,6 +8,9 @@ used as it is. Migrations (Alembic, shipped in ``sleeptrack/store/migrations``) 
 from __future__ import annotations
 
 import logging
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,14 +54,42 @@ def _sqlite_engine(url: URL, synchronous: str, immediate: bool, pool_size: int) 
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
+        # A writer waits for the write lock in _begin_immediate; SQLite's own wait is for readers.
+        cur.execute(f"PRAGMA busy_timeout={0 if immediate else int(_LOCK_WAIT * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if immediate:
+            _begin_immediate(conn.connection.dbapi_connection)
+        else:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+#: How long a write transaction waits for SQLite's write lock before failing ("database is locked").
+_LOCK_WAIT = 60.0
+
+
+def _begin_immediate(dbapi_connection: Any) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock in naps of 0.25 to 6 ms.
+
+    SQLite's busy handler sleeps 1, 2, 5, 10, … up to 100 ms between tries, so a writer that keeps missing
+    the lock (another API process's group commit, an analysis worker) ends up sleeping far longer than the
+    lock is held. In WAL mode the rest of a transaction begun this way never waits for a lock.
+    """
+    deadline = time.monotonic() + _LOCK_WAIT
+    nap = 0.0005
+    while True:
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(nap * random.uniform(0.5, 1.5))
+        nap = min(nap * 2, 0.004)
 
 
 class Database:

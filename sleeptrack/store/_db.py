@@ -61,7 +61,7 @@ def _sqlite_engine(url: URL, synchronous: str, immediate: bool, pool_size: int) 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         if immediate:
-            _begin_immediate(conn.connection.dbapi_connection)
+            _begin_immediate(conn)
         else:
             conn.exec_driver_sql("BEGIN")
 
@@ -72,24 +72,26 @@ def _sqlite_engine(url: URL, synchronous: str, immediate: bool, pool_size: int) 
 _LOCK_WAIT = 60.0
 
 
-def _begin_immediate(dbapi_connection: Any) -> None:
+def _begin_immediate(conn: Any) -> None:
     """``BEGIN IMMEDIATE``, waiting for the write lock in naps of 0.25 to 6 ms.
 
     SQLite's busy handler sleeps 1, 2, 5, 10, … up to 100 ms between tries, so a writer that keeps missing
     the lock (another API process's group commit, an analysis worker) ends up sleeping far longer than the
     lock is held. In WAL mode the rest of a transaction begun this way never waits for a lock.
     """
+    dbapi_connection = conn.connection.dbapi_connection
     deadline = time.monotonic() + _LOCK_WAIT
     nap = 0.0005
-    while True:
+    while time.monotonic() < deadline:
         try:
             dbapi_connection.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in str(exc):
                 raise
         time.sleep(nap * random.uniform(0.5, 1.5))
         nap = min(nap * 2, 0.004)
+    conn.exec_driver_sql("BEGIN IMMEDIATE")  # a last try; SQLAlchemy's "database is locked" error if it fails
 
 
 class Database:

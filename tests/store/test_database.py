@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -11,7 +14,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sleeptrack.store import (
     DEFAULT_PLANS,
@@ -34,6 +37,7 @@ from sleeptrack.store import (
     revoke_keys,
     utcnow,
 )
+from sleeptrack.store import _db as _db_module
 
 
 def _db(url: str) -> Database:
@@ -189,4 +193,25 @@ def test_concurrent_writers_wait_for_each_other(database_url: str) -> None:
     assert errors == []
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Chunk)) == 80
+    db.dispose()
+
+
+def test_a_sqlite_writer_waits_for_the_lock_then_gives_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holding the write lock: a write waits for it (in short naps), and fails with
+    "database is locked" only once the lock wait is over."""
+    db = _db(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    _, sid = _user_session(db)
+    holder = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, holder.commit).start()
+    started = time.monotonic()
+    with db.write() as s:
+        s.get_one(SleepSession, sid).received_count += 1
+    assert 0.25 < time.monotonic() - started < 5
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(_db_module, "_LOCK_WAIT", 0.2)
+    with pytest.raises(OperationalError, match="database is locked"), db.write() as s:
+        s.get_one(SleepSession, sid).received_count += 1
+    holder.rollback()
+    holder.close()
     db.dispose()

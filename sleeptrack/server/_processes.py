@@ -101,7 +101,7 @@ class LeaderLock:
 
 class HandedOver:
     """The job queue of an API process that does not lead: its jobs are committed rows, which the leader
-    polls and runs, so there is nothing to queue here; :meth:`pending` counts the unfinished rows."""
+    polls and runs, so there is nothing to queue here; :meth:`pending` counts the waiting rows."""
 
     workers = 0
     mode = "leader's"
@@ -119,10 +119,10 @@ class HandedOver:
         pass
 
     def pending(self) -> int:
-        """Jobs of every process not finished yet (what ``/healthz`` shows as ``jobs_queued``)."""
+        """Jobs waiting to run, whichever process committed them (``/healthz``'s ``jobs_queued``, as the
+        leader's queue counts them)."""
         with self.stores.db.read() as s:
-            unfinished = Job.status.in_(("pending", "running"))
-            return int(s.scalar(select(func.count()).select_from(Job).where(unfinished)) or 0)
+            return int(s.scalar(select(func.count()).select_from(Job).where(Job.status == "pending")) or 0)
 
     def idle(self) -> bool:
         return True

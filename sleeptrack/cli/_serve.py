@@ -110,10 +110,10 @@ def _serve_processes(settings: Settings, options: dict[str, Any]) -> None:
     import uvicorn
 
     from sleeptrack.server._processes import SETTINGS_ENV, settings_for_processes
-    from sleeptrack.store import open_stores
+    from sleeptrack.store import is_sqlite_url, open_stores
 
     if not settings.broker_url:
-        if not settings.resolved_database_url.startswith("sqlite"):
+        if not is_sqlite_url(settings.resolved_database_url):
             fail("several API processes on PostgreSQL need the scale-out mode: add --broker (docs/scale-out.md)")
         if sys.platform == "win32":
             fail("several API processes on the embedded default need a POSIX system (file locks)")

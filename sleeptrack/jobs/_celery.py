@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from sleeptrack._periodic import Periodic
 from sleeptrack.analysis import SessionState
 from sleeptrack.store import Job, Settings, SleepSession, Stores, utcnow
 
@@ -176,15 +177,18 @@ class Sweeper:
         self.queue = queue_
         self.redis_url = redis_url
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="job-sweeper", daemon=True)
+        self._thread = Periodic(
+            "job-sweeper",
+            interval,
+            self.sweep_once,
+            lambda exc: log.warning("job sweep failed (%s); retrying in %g s", exc, interval),
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.stop()
 
     def _turn(self) -> tuple[bool, bool]:
         """(this worker sweeps now, Redis lost its data since the last sweep)."""
@@ -212,10 +216,3 @@ class Sweeper:
         if jobs:
             log.info("re-sent %d analysis jobs whose messages were lost or whose worker died", len(jobs))
         return len(jobs)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep_once()
-            except Exception as exc:
-                log.warning("job sweep failed (%s); retrying in %g s", exc, self.interval)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import sleeptrack
+from sleeptrack._periodic import Periodic
 from sleeptrack.dashboard import dashboard_router
 from sleeptrack.jobs import InProcessQueue, JobQueue, JobReport, JobRunner, close_stale_sessions, recover
 from sleeptrack.store import Settings, open_stores
@@ -52,18 +52,18 @@ class _Housekeeper:
         self, ctx: ServerContext, interval: float = 1.0, sweep_every: float = 60.0, sweeps: bool = True
     ) -> None:
         self.ctx = ctx
-        self.interval = interval
         self.sweep_every = sweep_every
         self.sweeps = sweeps
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="housekeeper", daemon=True)
+        self._since_sweep = 0.0
+        self._thread = Periodic(
+            "housekeeper", interval, self._tick, lambda _: log.exception("housekeeping failed; will retry")
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.stop()
 
     def sweep(self) -> None:
         jobs = close_stale_sessions(self.ctx.stores, timedelta(hours=self.ctx.settings.stale_session_hours))
@@ -73,17 +73,12 @@ class _Housekeeper:
             )
             self.ctx.queue.submit(jobs)
 
-    def _loop(self) -> None:
-        since_sweep = 0.0
-        while not self._stop.wait(self.interval):
-            since_sweep += self.interval
-            try:
-                self.ctx.usage.flush()
-                if self.sweeps and since_sweep >= self.sweep_every:
-                    since_sweep = 0.0
-                    self.sweep()
-            except Exception:
-                log.exception("housekeeping failed; will retry")
+    def _tick(self) -> None:
+        self._since_sweep += self._thread.interval
+        self.ctx.usage.flush()
+        if self.sweeps and self._since_sweep >= self.sweep_every:
+            self._since_sweep = 0.0
+            self.sweep()
 
 
 @dataclass

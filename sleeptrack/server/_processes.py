@@ -20,13 +20,13 @@ import gc
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from sleeptrack._periodic import Periodic
 from sleeptrack.jobs import JobReport, QueuedJob
 from sleeptrack.store import Job, Settings, Stores
 
@@ -82,7 +82,7 @@ class LeaderLock:
 
         if self._fd is not None:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -141,20 +141,21 @@ class JobPoller:
     def __init__(self, stores: Stores, submit: Callable[[Iterable[QueuedJob]], None], interval: float = 0.25) -> None:
         self.stores = stores
         self.submit = submit
-        self.interval = interval
         with stores.db.read() as s:
             # Older jobs are recover()'s, which the leader runs after reading this mark.
             self._after = int(s.scalar(select(func.max(Job.id))) or 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="job-poller", daemon=True)
+        self._thread = Periodic(
+            "job-poller",
+            interval,
+            self.poll_once,
+            lambda _: log.exception("cannot read the jobs other API processes committed; will retry"),
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._thread.stop()
 
     def poll_once(self) -> int:
         """Queue the pending jobs committed since the last call; how many."""
@@ -169,10 +170,3 @@ class JobPoller:
         if jobs:
             self.submit(jobs)
         return len(jobs)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll_once()
-            except Exception:
-                log.exception("cannot read the jobs other API processes committed; will retry")

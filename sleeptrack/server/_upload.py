@@ -188,10 +188,9 @@ async def _store(
     loop = asyncio.get_running_loop()
     # The callback check reads the request's policy (a context variable set by the middleware).
     call = contextvars.copy_context().run
-    prepared = await loop.run_in_executor(ctx.upload_threads, call, _prepare, ctx, caller, session_id, x_user_id, form)
-    if not isinstance(prepared, _Prepared):
-        return prepared
-    record = prepared.record
+    record = await loop.run_in_executor(ctx.upload_threads, call, _prepare, ctx, caller, session_id, x_user_id, form)
+    if not isinstance(record, ChunkRecord):
+        return record  # the answer to a retried upload
     try:
         outcome = await asyncio.wrap_future(ctx.writer.submit(record))
     except Exception as exc:
@@ -240,17 +239,11 @@ def _check_format(inference_type: str, data: bytes) -> None:
         raise ApiError(400, Detail.AUDIO_FORMAT) from None
 
 
-@dataclass
-class _Prepared:
-    """A checked chunk whose blob is stored, ready for the group commit."""
-
-    record: ChunkRecord
-
-
 def _prepare(
     ctx: ServerContext, caller: Caller, session_id: str, x_user_id: str | None, form: UploadForm
-) -> _Prepared | dict[str, Any]:
-    """Check the upload (documented errors as :class:`ApiError`) and store its blob.
+) -> ChunkRecord | dict[str, Any]:
+    """Check the upload (documented errors as :class:`ApiError`) and store its blob: the chunk, ready for
+    the group commit.
 
     An answer instead of a chunk when there is nothing to write: a retried upload of a chunk already
     received answers success even if what it carries is not a valid chunk.
@@ -302,7 +295,7 @@ def _prepare(
     callback = None
     if callback_url is not None:
         callback = (callback_url, caller.key.id, encrypt_secret(ctx.stores.secret, caller.api_key))
-    return _Prepared(ChunkRecord(session_id, seq, key, len(data), inference_type, utcnow(), callback))
+    return ChunkRecord(session_id, seq, key, len(data), inference_type, utcnow(), callback)
 
 
 def _finish(ctx: ServerContext, record: ChunkRecord, outcome: Outcome) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ._accounts import (
     revoke_keys,
 )
 from ._blobs import PACK_NAME, BlobNotFoundError, BlobStore, LocalBlobStore
-from ._db import MIGRATIONS_DIR, Database, DatabaseError
+from ._db import MIGRATIONS_DIR, Database, DatabaseError, is_sqlite_url
 from ._ids import is_session_id, is_user_id, new_session_id, new_user_id
 from ._keys import (
     KEY_PREFIX_LENGTH,
@@ -91,6 +91,7 @@ __all__ = [
     "generate_api_key",
     "hash_api_key",
     "is_session_id",
+    "is_sqlite_url",
     "is_user_id",
     "key_prefix",
     "keys_equal",

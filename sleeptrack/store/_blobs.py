@@ -101,6 +101,14 @@ def _punch_hole(fd: int, offset: int, size: int) -> bool:
     return result == 0
 
 
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class LocalBlobStore:
     """Blobs as files under ``root``.
 
@@ -122,26 +130,20 @@ class LocalBlobStore:
         _check_key(key)
         return self.root / key
 
-    def _directory(self, path: Path) -> None:
-        if path not in self._dirs:
-            path.mkdir(parents=True, exist_ok=True)
-            with self._lock:
-                if len(self._dirs) > 100_000:
-                    self._dirs.clear()
-                self._dirs.add(path)
-
-    def _fsync_directory(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _remember(self, known: set[Path], path: Path) -> None:
+        """Add ``path`` to one of the bounded sets of paths known to exist."""
+        with self._lock:
+            if len(known) > 100_000:
+                known.clear()
+            known.add(path)
 
     def put(self, key: str, data: bytes) -> None:
         if _pack_range(key) is not None:
             raise ValueError(f"a packed blob is written by add, not put: {key!r}")
         path = self._path(key)
-        self._directory(path.parent)
+        if path.parent not in self._dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._remember(self._dirs, path.parent)
         tmp = path.with_name(f".{path.name}.{_RNG.getrandbits(64):016x}.tmp")
         try:
             with tmp.open("wb") as f:
@@ -154,14 +156,14 @@ class LocalBlobStore:
             tmp.unlink(missing_ok=True)
             raise
         if self.fsync:
-            self._fsync_directory(path.parent)  # the rename itself must reach the disk too
+            _fsync_directory(path.parent)  # the rename itself must reach the disk too
 
     def add(self, prefix: str, name: str, data: bytes) -> str:
         _check_key(f"{prefix}/{name}")
         directory = self.root / prefix.rstrip("/")
         pack = directory / PACK_NAME
         known = pack in self._packs
-        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_WRONLY | os.O_APPEND
         try:
             fd = os.open(pack, flags if known else flags | os.O_CREAT, 0o644)
         except FileNotFoundError:  # a new prefix, or its pack was deleted since
@@ -180,11 +182,8 @@ class LocalBlobStore:
             os.close(fd)
         if not known:
             if self.fsync:
-                self._fsync_directory(directory)  # the pack's directory entry
-            with self._lock:
-                if len(self._packs) > 100_000:
-                    self._packs.clear()
-                self._packs.add(pack)
+                _fsync_directory(directory)  # the pack's directory entry
+            self._remember(self._packs, pack)
         return f"{prefix.rstrip('/')}/{PACK_NAME}@{end - len(data)}+{len(data)}"
 
     def get(self, key: str) -> bytes:
@@ -193,7 +192,7 @@ class LocalBlobStore:
             if packed is None:
                 return self._path(key).read_bytes()
             pack, offset, size = packed
-            fd = os.open(self._path(pack), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(self._path(pack), os.O_RDONLY)
             try:
                 data = os.pread(fd, size, offset)
             finally:
@@ -211,7 +210,7 @@ class LocalBlobStore:
             return
         pack, offset, size = packed
         try:
-            fd = os.open(self._path(pack), os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(self._path(pack), os.O_WRONLY)
         except FileNotFoundError:
             return
         try:
@@ -223,8 +222,8 @@ class LocalBlobStore:
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix.rstrip("/"))
         with self._lock:
-            self._dirs = {d for d in self._dirs if d != path and path not in d.parents}
-            self._packs = {p for p in self._packs if path not in p.parents}
+            self._dirs -= {d for d in self._dirs if d == path or path in d.parents}
+            self._packs -= {p for p in self._packs if path in p.parents}
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["MIGRATIONS_DIR", "Database", "DatabaseError"]
+__all__ = ["MIGRATIONS_DIR", "Database", "DatabaseError", "is_sqlite_url"]
 
 log = logging.getLogger("sleeptrack.store")
 
@@ -28,6 +28,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: Arbitrary key of the PostgreSQL advisory lock that serialises concurrent migrations.
 _MIGRATION_LOCK = 0x5EE97AC
+
+
+def is_sqlite_url(url: str | URL) -> bool:
+    """True for a SQLite database URL (any driver)."""
+    return make_url(url).get_backend_name() == "sqlite"
 
 
 class DatabaseError(RuntimeError):
@@ -103,7 +108,7 @@ class Database:
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
         self.url = make_url(url)
-        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.is_sqlite = is_sqlite_url(self.url)
         if self.is_sqlite:
             self.engine = _sqlite_engine(self.url, sqlite_synchronous, immediate=False, pool_size=pool_size)
             self.write_engine = _sqlite_engine(self.url, sqlite_synchronous, immediate=True, pool_size=pool_size)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, case, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, case, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -78,82 +78,135 @@ class Outcome:
     jobs: list[QueuedJob] = field(default_factory=list)
 
 
-def _insert_ignore(dialect: str, table: Any) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def apply_chunk(db: Session, rec: ChunkRecord) -> Outcome:
-    """Record one chunk in ``db``'s transaction (the caller commits)."""
-    dialect = db.get_bind().dialect.name
-    query = select(_SESSIONS.c.state, _SESSIONS.c.realtime).where(_SESSIONS.c.id == rec.session_id)
+# The statements of the write side, built once: an upload batch executes each with its parameters, so
+# SQLAlchemy neither rebuilds them nor recomputes their cache keys per chunk and per session.
+def _session_rows(dialect: str, *, many: bool) -> Any:
+    query = select(_SESSIONS.c.id, _SESSIONS.c.state, _SESSIONS.c.realtime)
+    if many:
+        # every writer locks sessions in the same order: no deadlock between them
+        query = query.where(_SESSIONS.c.id.in_(bindparam("b_ids", expanding=True))).order_by(_SESSIONS.c.id)
+    else:
+        query = query.where(_SESSIONS.c.id == bindparam("b_id"))
     if dialect == "postgresql":
         # FOR NO KEY UPDATE (key_share=True): workers inserting rows that reference the session
         # (FOR KEY SHARE) are not blocked by it.
         query = query.with_for_update(key_share=True)
-    row = db.execute(query).first()
+    return query
+
+
+def _chunk_if_new(dialect: str) -> Any:
+    return (
+        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_CHUNKS)
+        .on_conflict_do_nothing()
+        .returning(_CHUNKS.c.seq_num)  # rowcount is not reliable here on every driver
+    )
+
+
+_DIALECTS = ("sqlite", "postgresql")
+_ONE_SESSION = {d: _session_rows(d, many=False) for d in _DIALECTS}
+_SOME_SESSIONS = {d: _session_rows(d, many=True) for d in _DIALECTS}
+_CHUNK_IF_NEW = {d: _chunk_if_new(d) for d in _DIALECTS}
+_KNOWN_CHUNKS = select(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).where(
+    tuple_(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).in_(bindparam("b_keys", expanding=True))
+)
+_ADD_CHUNKS = insert(_CHUNKS)
+#: A session's counters after some of its chunks: the highest seq_num, how many, the last arrival.
+_BUMP_SESSION = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("b_id"))
+    .values(
+        last_seq_num=case(
+            (_SESSIONS.c.last_seq_num < bindparam("b_max_seq"), bindparam("b_max_seq")),
+            else_=_SESSIONS.c.last_seq_num,
+        ),
+        received_count=_SESSIONS.c.received_count + bindparam("b_count"),
+        last_upload_at=bindparam("b_at", type_=_SESSIONS.c.last_upload_at.type),
+    )
+)
+_SET_CALLBACK = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("b_id"))
+    .values(
+        callback_url=bindparam("b_url"),
+        callback_key_id=bindparam("b_key_id"),
+        callback_key_enc=bindparam("b_key_enc"),
+    )
+)
+_ADD_JOBS = insert(_JOBS).returning(_JOBS.c.id, sort_by_parameter_order=True)
+
+
+def _job_rows(rec: ChunkRecord, realtime: bool) -> list[dict[str, Any]]:
+    """The jobs an accepted chunk starts: its features, and the real-time result after every 10th epoch."""
+    kinds = ["features"]
+    if realtime and (rec.seq_num + 1) % EPOCHS_PER_INFERENCE == 0:
+        kinds.append("realtime")
+    return [
+        {
+            "kind": kind,
+            "session_id": rec.session_id,
+            "seq_num": rec.seq_num,
+            "priority": PRIORITY[kind],
+            "status": "pending",
+            "attempts": 0,
+            "created_at": rec.received_at,
+            "updated_at": rec.received_at,
+        }
+        for kind in kinds
+    ]
+
+
+def _chunk_row(rec: ChunkRecord) -> dict[str, Any]:
+    return {
+        "session_id": rec.session_id,
+        "seq_num": rec.seq_num,
+        "blob_key": rec.blob_key,
+        "size": rec.size,
+        "inference_type": rec.inference_type,
+        "received_at": rec.received_at,
+        "error": None,
+    }
+
+
+def _add_jobs(conn: Connection, rows: list[dict[str, Any]]) -> list[QueuedJob]:
+    if not rows:
+        return []
+    ids = conn.execute(_ADD_JOBS, rows).scalars().all()
+    return [QueuedJob(int(row["priority"]), int(job_id)) for row, job_id in zip(rows, ids, strict=True)]
+
+
+def apply_chunk(db: Session, rec: ChunkRecord) -> Outcome:
+    """Record one chunk in ``db``'s transaction (the caller commits).
+
+    The chunk row is inserted with ``ON CONFLICT DO NOTHING``: a batch that failed (a chunk recorded by
+    another process meanwhile) is retried chunk by chunk through here.
+    """
+    conn = db.connection()
+    dialect = conn.dialect.name
+    row = conn.execute(_ONE_SESSION[dialect], {"b_id": rec.session_id}).first()
     if row is None:
         return Outcome("missing")
     if row.state != SessionState.OPEN.value:
         return Outcome("closed")
-    inserted = db.execute(
-        _insert_ignore(dialect, _CHUNKS)
-        .values(
-            session_id=rec.session_id,
-            seq_num=rec.seq_num,
-            blob_key=rec.blob_key,
-            size=rec.size,
-            inference_type=rec.inference_type,
-            received_at=rec.received_at,
-        )
-        .on_conflict_do_nothing()
-        .returning(_CHUNKS.c.seq_num)  # rowcount is not reliable here on every driver
-    ).first()
-    if inserted is None:
+    if conn.execute(_CHUNK_IF_NEW[dialect], _chunk_row(rec)).first() is None:
         return Outcome("duplicate")
-    values: dict[str, Any] = {
-        "last_seq_num": case((_SESSIONS.c.last_seq_num < rec.seq_num, rec.seq_num), else_=_SESSIONS.c.last_seq_num),
-        "received_count": _SESSIONS.c.received_count + 1,
-        "last_upload_at": rec.received_at,
-    }
+    conn.execute(
+        _BUMP_SESSION, {"b_id": rec.session_id, "b_max_seq": rec.seq_num, "b_count": 1, "b_at": rec.received_at}
+    )
     if rec.callback is not None:
-        values.update(callback_url=rec.callback[0], callback_key_id=rec.callback[1], callback_key_enc=rec.callback[2])
-    db.execute(update(_SESSIONS).where(_SESSIONS.c.id == rec.session_id).values(**values))
-    kinds = ["features"]
-    if row.realtime and (rec.seq_num + 1) % EPOCHS_PER_INFERENCE == 0:
-        kinds.append("realtime")
-    jobs = []
-    for kind in kinds:
-        job_id = db.execute(
-            insert(_JOBS)
-            .values(
-                kind=kind,
-                session_id=rec.session_id,
-                seq_num=rec.seq_num,
-                priority=PRIORITY[kind],
-                status="pending",
-                attempts=0,
-                created_at=rec.received_at,
-                updated_at=rec.received_at,
-            )
-            .returning(_JOBS.c.id)
-        ).scalar_one()
-        jobs.append(QueuedJob(PRIORITY[kind], int(job_id)))
-    return Outcome("accepted", jobs)
+        url, key_id, enc = rec.callback
+        conn.execute(_SET_CALLBACK, {"b_id": rec.session_id, "b_url": url, "b_key_id": key_id, "b_key_enc": enc})
+    return Outcome("accepted", _add_jobs(conn, _job_rows(rec, row.realtime)))
 
 
 def apply_chunks(db: Session, recs: Sequence[ChunkRecord]) -> list[Outcome]:
     """Record several chunks in ``db``'s transaction with a handful of statements (the caller commits)."""
     if len(recs) == 1:
         return [apply_chunk(db, recs[0])]
-    dialect = db.get_bind().dialect.name
-    query = (
-        select(_SESSIONS.c.id, _SESSIONS.c.state, _SESSIONS.c.realtime)
-        .where(_SESSIONS.c.id.in_({r.session_id for r in recs}))
-        .order_by(_SESSIONS.c.id)  # every writer locks sessions in the same order: no deadlock between them
-    )
-    if dialect == "postgresql":
-        query = query.with_for_update(key_share=True)
-    sessions = {row.id: row for row in db.execute(query)}
+    conn = db.connection()
+    dialect = conn.dialect.name
+    sessions = {
+        row.id: row for row in conn.execute(_SOME_SESSIONS[dialect], {"b_ids": sorted({r.session_id for r in recs})})
+    }
     open_keys = [
         (r.session_id, r.seq_num)
         for r in recs
@@ -161,18 +214,12 @@ def apply_chunks(db: Session, recs: Sequence[ChunkRecord]) -> list[Outcome]:
     ]
     existing: set[tuple[str, int]] = set()
     if open_keys:
-        existing = {
-            (row.session_id, row.seq_num)
-            for row in db.execute(
-                select(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).where(
-                    tuple_(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).in_(open_keys)
-                )
-            )
-        }
+        existing = {(row.session_id, row.seq_num) for row in conn.execute(_KNOWN_CHUNKS, {"b_keys": open_keys})}
     outcomes: list[Outcome] = []
     rows: list[dict[str, Any]] = []
     jobs: list[tuple[int, dict[str, Any]]] = []
-    updates: dict[str, dict[str, Any]] = {}
+    bumps: dict[str, dict[str, Any]] = {}
+    callbacks: dict[str, dict[str, Any]] = {}
     for i, r in enumerate(recs):
         row = sessions.get(r.session_id)
         if row is None:
@@ -186,62 +233,25 @@ def apply_chunks(db: Session, recs: Sequence[ChunkRecord]) -> list[Outcome]:
             continue
         existing.add((r.session_id, r.seq_num))
         outcomes.append(Outcome("accepted"))
-        rows.append(
-            {
-                "session_id": r.session_id,
-                "seq_num": r.seq_num,
-                "blob_key": r.blob_key,
-                "size": r.size,
-                "inference_type": r.inference_type,
-                "received_at": r.received_at,
-                "error": None,
-            }
+        rows.append(_chunk_row(r))
+        bump = bumps.setdefault(
+            r.session_id, {"b_id": r.session_id, "b_max_seq": r.seq_num, "b_count": 0, "b_at": r.received_at}
         )
-        u = updates.setdefault(r.session_id, {"max_seq": r.seq_num, "count": 0, "at": r.received_at})
-        u["max_seq"] = max(u["max_seq"], r.seq_num)
-        u["count"] += 1
-        u["at"] = max(u["at"], r.received_at)
+        bump["b_max_seq"] = max(bump["b_max_seq"], r.seq_num)
+        bump["b_count"] += 1
+        bump["b_at"] = max(bump["b_at"], r.received_at)
         if r.callback is not None:
-            u["callback"] = r.callback
-        kinds = ["features"]
-        if row.realtime and (r.seq_num + 1) % EPOCHS_PER_INFERENCE == 0:
-            kinds.append("realtime")
-        for kind in kinds:
-            jobs.append(
-                (
-                    i,
-                    {
-                        "kind": kind,
-                        "session_id": r.session_id,
-                        "seq_num": r.seq_num,
-                        "priority": PRIORITY[kind],
-                        "status": "pending",
-                        "attempts": 0,
-                        "created_at": r.received_at,
-                        "updated_at": r.received_at,
-                    },
-                )
-            )
+            url, key_id, enc = r.callback
+            callbacks[r.session_id] = {"b_id": r.session_id, "b_url": url, "b_key_id": key_id, "b_key_enc": enc}
+        jobs.extend((i, job) for job in _job_rows(r, row.realtime))
     if rows:
-        db.execute(insert(_CHUNKS), rows)
-    for session_id, u in updates.items():
-        values: dict[str, Any] = {
-            "last_seq_num": case(
-                (_SESSIONS.c.last_seq_num < u["max_seq"], u["max_seq"]), else_=_SESSIONS.c.last_seq_num
-            ),
-            "received_count": _SESSIONS.c.received_count + u["count"],
-            "last_upload_at": u["at"],
-        }
-        if "callback" in u:
-            url, key_id, enc = u["callback"]
-            values.update(callback_url=url, callback_key_id=key_id, callback_key_enc=enc)
-        db.execute(update(_SESSIONS).where(_SESSIONS.c.id == session_id).values(**values))
-    if jobs:
-        ids = db.execute(
-            insert(_JOBS).returning(_JOBS.c.id, sort_by_parameter_order=True), [params for _, params in jobs]
-        ).scalars()
-        for (i, params), job_id in zip(jobs, ids, strict=True):
-            outcomes[i].jobs.append(QueuedJob(int(params["priority"]), int(job_id)))
+        conn.execute(_ADD_CHUNKS, rows)
+    if bumps:
+        conn.execute(_BUMP_SESSION, list(bumps.values()))
+    if callbacks:
+        conn.execute(_SET_CALLBACK, list(callbacks.values()))
+    for (i, _), job in zip(jobs, _add_jobs(conn, [params for _, params in jobs]), strict=True):
+        outcomes[i].jobs.append(job)
     return outcomes
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
+from typing import Literal
 
 import librosa
 import numpy as np
 import numpy.typing as npt
 import pytest
 import soundfile as sf
+import zstandard
 
 from sleeptrack.analysis._mel import (
     MEL,
@@ -93,15 +95,28 @@ def test_mel_rejects_multichannel_input() -> None:
         mel_spectrogram(np.zeros((100, 2), np.float32))
 
 
-def test_wire_format_round_trip_is_the_quantised_mel() -> None:
+@pytest.mark.parametrize("codec", ["zstd", "zlib"])
+def test_wire_format_round_trip_is_the_quantised_mel(codec: Literal["zstd", "zlib"]) -> None:
     mel = mel_spectrogram(signals()["noise"])
-    data = encode_mel_chunk(mel)
+    data = encode_mel_chunk(mel, codec=codec)
+    assert data[12] == {"zlib": 1, "zstd": 2}[codec]  # the header's codec byte
     assert len(data) < 200_000  # vs 960 044 bytes of 16-bit WAV
     back = decode_mel_chunk(data)
     assert back.shape == mel.shape
     assert np.max(np.abs(back - mel)) <= MEL.db_step / 2 + 1e-4
     assert np.array_equal(back, quantize_roundtrip(mel))
     assert np.array_equal(quantize_roundtrip(back), back)  # idempotent
+
+
+def test_the_sdk_codec_is_zstandard_by_default() -> None:
+    mel = np.full((3001, MEL.n_mels), -60.0, np.float32)
+    assert encode_mel_chunk(mel)[12] == 2
+    with pytest.raises(ValueError, match="unknown codec"):
+        encode_mel_chunk(mel, codec="lz4")  # type: ignore[arg-type]
+
+
+def _zstd(data: bytes, *, size: bool = True, checksum: bool = True) -> bytes:
+    return zstandard.ZstdCompressor(write_content_size=size, write_checksum=checksum).compress(data)
 
 
 def _header(magic: bytes = b"STMEL", version: int = 1, bands: int = 64, frames: int = 3001, codec: int = 1) -> bytes:
@@ -119,6 +134,14 @@ def _header(magic: bytes = b"STMEL", version: int = 1, bands: int = 64, frames: 
         (_header(frames=1000), "1000 frames"),
         (_header() + b"not zlib at all", "corrupt"),
         (_header() + zlib.compress(b"\x00" * 100), "holds 100 values"),
+        (_header(codec=2) + b"not zstd at all", "corrupt"),
+        (_header(codec=2) + _zstd(b"\x00" * 100), "holds 100 values"),
+        # a frame that would inflate to far more than a chunk is refused from its header, before any work
+        (_header(codec=2) + _zstd(b"\x00" * 50_000_000), "holds 50000000 values"),
+        (_header(codec=2) + _zstd(b"\x00" * 192_064, size=False), "does not give its size"),
+        (_header(codec=2) + _zstd(b"\x00" * 192_064, checksum=False), "no checksum"),
+        (_header(codec=2) + _zstd(b"\x00" * 192_064)[:-30], "corrupt"),  # truncated
+        (_header(codec=2) + _zstd(b"\x00" * 192_064) + b"trailing", "corrupt"),
     ],
 )
 def test_bad_mel_uploads_are_rejected(data: bytes, message: str) -> None:
@@ -128,13 +151,17 @@ def test_bad_mel_uploads_are_rejected(data: bytes, message: str) -> None:
         check_mel_chunk(data)
 
 
-def test_the_check_accepts_what_decodes() -> None:
+@pytest.mark.parametrize("codec", ["zstd", "zlib"])
+def test_the_check_accepts_what_decodes(codec: Literal["zstd", "zlib"]) -> None:
     rng = np.random.default_rng(3)
     mel = (rng.normal(-60, 12, (3001, MEL.n_mels))).astype(np.float32)
-    data = encode_mel_chunk(mel)
+    data = encode_mel_chunk(mel, codec=codec)
     check_mel_chunk(data)
-    with pytest.raises(MelFormatError, match="corrupt"):  # one flipped bit in the zlib checksum
+    with pytest.raises(MelFormatError, match="corrupt"):  # one flipped bit in the codec's checksum
         check_mel_chunk(data[:-1] + bytes([data[-1] ^ 1]))
+    middle = len(data) // 2
+    with pytest.raises(MelFormatError, match="corrupt"):  # one flipped bit in the compressed quanta
+        check_mel_chunk(data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1 :])
     assert decode_mel_chunk(data).shape == (3001, MEL.n_mels)
 
 
@@ -146,7 +173,7 @@ def test_the_server_inflates_with_isal_and_reads_what_zlib_reads() -> None:
 
     assert _mel._inflate is isal_zlib.decompress
     rng = np.random.default_rng(4)
-    data = encode_mel_chunk(rng.normal(-50, 15, (3001, MEL.n_mels)).astype(np.float32))
+    data = encode_mel_chunk(rng.normal(-50, 15, (3001, MEL.n_mels)).astype(np.float32), codec="zlib")
     payload = data[struct.calcsize("<5sBHIB") :]
     assert isal_zlib.decompress(payload) == zlib.decompress(payload)
     for bad in (payload[:-1] + bytes([payload[-1] ^ 1]), payload[: len(payload) // 2]):

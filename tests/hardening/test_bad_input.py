@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 import soundfile as sf
+import zstandard
 from httpx import Response
 from sqlalchemy import select
 
-from sleeptrack.analysis import encode_mel_chunk
+from sleeptrack.analysis import MEL, MEL_VERSION, check_mel_chunk, encode_mel_chunk
 from sleeptrack.server._errors import Detail
 from sleeptrack.server._sessions import MAX_SEQ_NUM
 from sleeptrack.store import Base
@@ -76,15 +78,24 @@ def world(api: Api) -> World:
 
 
 def _raw_mel(frames: int = 3001, bands: int = 64, codec: int = 1, payload: bytes | None = None) -> bytes:
-    good = encode_mel_chunk(np.full((3001, 64), -60.0, np.float32))
-    header = bytearray(good[:16])
-    import struct
+    """A MELSPECTROGRAM body built by hand: the wire header, then ``payload`` (zero quanta by default)."""
+    head = struct.pack("<5sBHIB", b"STMEL", MEL_VERSION, bands, frames, codec)
+    if payload is None:
+        zeros = np.zeros(frames * bands, np.uint8).tobytes()
+        payload = _zstd(zeros) if codec == 2 else zlib.compress(zeros)
+    return head + payload
 
-    magic, version, _, _, _ = struct.unpack_from("<4sHHIH", good)
-    head = struct.pack("<4sHHIH", magic, version, bands, frames, codec)
-    header[: len(head)] = head
-    body = payload if payload is not None else zlib.compress(np.zeros(frames * bands, np.uint8).tobytes())
-    return bytes(header[: len(head)]) + body
+
+def _zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor(write_checksum=True).compress(data)
+
+
+def test_a_hand_built_mel_is_what_the_sdk_sends() -> None:
+    # the cases below change one thing each in a body the server otherwise accepts
+    zero_quanta = np.full((3001, 64), MEL.db_min, np.float32)
+    check_mel_chunk(_raw_mel(codec=1))
+    check_mel_chunk(_raw_mel(codec=2))
+    assert _raw_mel(codec=2)[:13] == encode_mel_chunk(zero_quanta)[:13]
 
 
 Case = tuple[str, Callable[[Api, World], Response], int, str | None]
@@ -155,6 +166,9 @@ CORPUS: list[Case] = [
     ("audio into a mel session", mel_upload(3, GOOD_WAV), 400, MEL_WHY),
     ("empty mel", mel_upload(3, b""), 400, MEL_WHY),
     ("zip bomb claims", mel_upload(3, _raw_mel(payload=zlib.compress(b"\x00" * 10_000_000))), 400, MEL_WHY),
+    ("zstd payload too short", mel_upload(3, _raw_mel(codec=2, payload=_zstd(b"\x00" * 100))), 400, MEL_WHY),
+    ("zstd payload corrupt", mel_upload(3, _raw_mel(codec=2, payload=b"\x28\xb5\x2f\xfd garbage")), 400, MEL_WHY),
+    ("zstd bomb claims", mel_upload(3, _raw_mel(codec=2, payload=_zstd(b"\x00" * 10_000_000))), 400, MEL_WHY),
     # seq_num
     ("negative seq_num", mel_upload(-1, mel_chunk(5)), 422, Detail.INVALID_SEQ_NUM),
     ("huge seq_num", mel_upload(10**30, mel_chunk(5)), 422, Detail.INVALID_SEQ_NUM),

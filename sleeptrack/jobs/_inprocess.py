@@ -32,9 +32,22 @@ log = logging.getLogger("sleeptrack.jobs")
 _RUNNER: JobRunner | None = None
 
 
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """End this worker once the process that started it is gone (SIGKILLed API processes included)."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    log.warning("the process that started this analysis worker (pid %d) is gone; exiting", parent)
+    os._exit(0)
+
+
 def _init_worker(settings: dict[str, Any], nice: int) -> None:
-    """Worker-process start: lower the priority, open the stores, load the engine once."""
+    """Worker-process start: lower the priority, open the stores, load the engine once.
+
+    A worker outliving its API process (killed with SIGKILL, nothing shuts the pool down) would be left
+    running forever; a watchdog thread ends it with its parent.
+    """
     global _RUNNER
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     from sleeptrack._logging import configure_logging
 
     worker_settings = Settings(**settings)

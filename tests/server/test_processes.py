@@ -7,6 +7,7 @@ replacement takes the lead and the next night completes too.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -140,6 +141,17 @@ def _wait(condition: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux: every thread's ``children`` file)."""
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
+
+
+def _all_gone(pids: list[int]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("live_server")
 def test_two_api_processes_one_leader_and_a_new_one_when_it_dies(tmp_path: Path, night: Night) -> None:
@@ -162,7 +174,11 @@ def test_two_api_processes_one_leader_and_a_new_one_when_it_dies(tmp_path: Path,
             hooks = [e.json["data"] for e in receiver.events("INFERENCE_COMPLETE")]
             assert sorted(d["seq_num"] for d in hooks if d["session_id"] == sid) == [9 + 10 * k for k in range(n // 10)]
             if round_ == 1:  # the leader dies; uvicorn starts a replacement, which must take the lead
+                workers = _children(leader)
+                assert workers, "the leader runs the analysis worker processes"
                 os.kill(leader, signal.SIGKILL)
+                # its analysis workers end with it instead of running on, orphaned
+                assert _wait(functools.partial(_all_gone, workers), 30), workers
                 assert _wait(lambda: [r for p, r in _roles(server.log_path) if p != leader].count("leads") == 1, 120)
                 assert (tmp_path / "leader.lock").read_text().strip() != str(leader)
     finally:

@@ -31,10 +31,10 @@ import zstandard
 from ._constants import SAMPLE_RATE, SAMPLES_PER_EPOCH
 
 # Decompressing is most of what checking an upload costs the server. Zstandard (the codec the SDK writes)
-# decodes a chunk, checksum included, about 5x faster than ISA-L inflates the same chunk as zlib, and
-# compresses it about 18x faster on the device at the same size. zlib chunks (the SDK's codec before) are
-# still read: ISA-L (python-isal, installed with the `server` extra) inflates them about twice as fast
-# as zlib.
+# decodes a chunk, checksum included, 2-5x faster than ISA-L inflates the same chunk as zlib, and the
+# device compresses it about 6x faster, for 2.5 % more bytes (benchmarks/bench_sdk.py). zlib chunks (the
+# SDK's codec before) are still read: ISA-L (python-isal, installed with the `server` extra) inflates them
+# about twice as fast as zlib.
 _inflate: Callable[..., bytes]
 _inflate_errors: tuple[type[Exception], ...]
 try:

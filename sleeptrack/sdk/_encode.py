@@ -18,8 +18,9 @@ __all__ = ["AUDIO_FORMATS", "UploadFormat", "encode_chunk", "upload_format"]
 
 #: Containers for AUDIO uploads: WAV (what every AsleepTrack-compatible server takes) or FLAC (fewer bytes).
 AUDIO_FORMATS: Final = ("wav", "flac")
-#: Codec of MELSPECTROGRAM uploads: Zstandard, as small as zlib on night sound, ~18x faster to compress here
-#: and ~5x faster for the server to check (see benchmarks/bench_sdk.py); servers also read zlib chunks.
+#: Codec of MELSPECTROGRAM uploads: Zstandard, 2.5 % larger than zlib on night sound but ~6x faster to
+#: compress here and 2-5x faster for the server to check (see benchmarks/bench_sdk.py); servers also read
+#: zlib chunks.
 MEL_CODEC: Final = "zstd"
 
 

@@ -2,7 +2,8 @@
 (reading the chunk back and building the multipart request), on one core; and the bytes a night uploads.
 
 Target: median ≤ 20 ms per chunk. Also printed: p99, each step's median, librosa's mel of the same chunk
-(ratio), the codecs' sizes and costs (Zstandard, the SDK's, and zlib), and the bytes of an 8-hour night uploaded as MELSPECTROGRAM vs AUDIO.
+(ratio), the codecs' sizes and costs (Zstandard, the SDK's, and zlib), and the bytes of an 8-hour night
+uploaded as MELSPECTROGRAM vs AUDIO.
 
 Both wall-clock and CPU time (``time.process_time``) are measured: on a machine shared with other busy
 processes the wall clock mostly measures them; the CPU time is what the chunk costs the device. The target

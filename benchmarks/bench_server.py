@@ -103,10 +103,10 @@ class Process:
                 self.proc.wait()
 
 
-def _stat_cpu(stat: Path) -> float:
-    """CPU seconds (user + system) in a /proc ``stat`` file of a process or a thread."""
+def _stat(stat: Path) -> tuple[int, float]:
+    """(parent pid, CPU seconds: user + system) from a /proc ``stat`` file of a process or a thread."""
     fields = stat.read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
 
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -127,13 +127,12 @@ class Snapshot:
         threads: dict[int, float] = {}
         for task in Path(f"/proc/{pid}/task").glob("*"):
             with contextlib.suppress(OSError):  # the thread ended
-                threads[int(task.name)] = _stat_cpu(task / "stat")
+                threads[int(task.name)] = _stat(task / "stat")[1]
         parent: dict[int, int] = {}
         cpu: dict[int, float] = {}
         for proc in Path("/proc").glob("[0-9]*"):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                parent[int(proc.name)] = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
-                cpu[int(proc.name)] = _stat_cpu(proc / "stat")
+                parent[int(proc.name)], cpu[int(proc.name)] = _stat(proc / "stat")
         api: dict[int, float] = {}
         workers: dict[int, float] = {}
         for p, used in cpu.items():

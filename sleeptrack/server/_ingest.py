@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sleeptrack.analysis import EPOCHS_PER_INFERENCE, SessionState
@@ -80,32 +79,21 @@ class Outcome:
 
 # The statements of the write side, built once: an upload batch executes each with its parameters, so
 # SQLAlchemy neither rebuilds them nor recomputes their cache keys per chunk and per session.
-def _session_rows(dialect: str, *, many: bool) -> Any:
-    query = select(_SESSIONS.c.id, _SESSIONS.c.state, _SESSIONS.c.realtime)
-    if many:
-        # every writer locks sessions in the same order: no deadlock between them
-        query = query.where(_SESSIONS.c.id.in_(bindparam("b_ids", expanding=True))).order_by(_SESSIONS.c.id)
-    else:
-        query = query.where(_SESSIONS.c.id == bindparam("b_id"))
+def _sessions_of(dialect: str) -> Any:
+    query = (
+        select(_SESSIONS.c.id, _SESSIONS.c.state, _SESSIONS.c.realtime)
+        .where(_SESSIONS.c.id.in_(bindparam("b_ids", expanding=True)))
+        .order_by(_SESSIONS.c.id)  # every writer locks sessions in the same order: no deadlock between them
+    )
     if dialect == "postgresql":
         # FOR NO KEY UPDATE (key_share=True): workers inserting rows that reference the session
-        # (FOR KEY SHARE) are not blocked by it.
+        # (FOR KEY SHARE) are not blocked by it. Writers of one session's chunks take turns here, so the
+        # chunks each one then finds already recorded are all there are.
         query = query.with_for_update(key_share=True)
     return query
 
 
-def _chunk_if_new(dialect: str) -> Any:
-    return (
-        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_CHUNKS)
-        .on_conflict_do_nothing()
-        .returning(_CHUNKS.c.seq_num)  # rowcount is not reliable here on every driver
-    )
-
-
-_DIALECTS = ("sqlite", "postgresql")
-_ONE_SESSION = {d: _session_rows(d, many=False) for d in _DIALECTS}
-_SOME_SESSIONS = {d: _session_rows(d, many=True) for d in _DIALECTS}
-_CHUNK_IF_NEW = {d: _chunk_if_new(d) for d in _DIALECTS}
+_SESSIONS_OF = {d: _sessions_of(d) for d in ("sqlite", "postgresql")}
 _KNOWN_CHUNKS = select(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).where(
     tuple_(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).in_(bindparam("b_keys", expanding=True))
 )
@@ -174,38 +162,12 @@ def _add_jobs(conn: Connection, rows: list[dict[str, Any]]) -> list[QueuedJob]:
     return [QueuedJob(int(row["priority"]), int(job_id)) for row, job_id in zip(rows, ids, strict=True)]
 
 
-def apply_chunk(db: Session, rec: ChunkRecord) -> Outcome:
-    """Record one chunk in ``db``'s transaction (the caller commits).
-
-    The chunk row is inserted with ``ON CONFLICT DO NOTHING``: a batch that failed (a chunk recorded by
-    another process meanwhile) is retried chunk by chunk through here.
-    """
-    conn = db.connection()
-    dialect = conn.dialect.name
-    row = conn.execute(_ONE_SESSION[dialect], {"b_id": rec.session_id}).first()
-    if row is None:
-        return Outcome("missing")
-    if row.state != SessionState.OPEN.value:
-        return Outcome("closed")
-    if conn.execute(_CHUNK_IF_NEW[dialect], _chunk_row(rec)).first() is None:
-        return Outcome("duplicate")
-    conn.execute(
-        _BUMP_SESSION, {"b_id": rec.session_id, "b_max_seq": rec.seq_num, "b_count": 1, "b_at": rec.received_at}
-    )
-    if rec.callback is not None:
-        url, key_id, enc = rec.callback
-        conn.execute(_SET_CALLBACK, {"b_id": rec.session_id, "b_url": url, "b_key_id": key_id, "b_key_enc": enc})
-    return Outcome("accepted", _add_jobs(conn, _job_rows(rec, row.realtime)))
-
-
 def apply_chunks(db: Session, recs: Sequence[ChunkRecord]) -> list[Outcome]:
-    """Record several chunks in ``db``'s transaction with a handful of statements (the caller commits)."""
-    if len(recs) == 1:
-        return [apply_chunk(db, recs[0])]
+    """Record chunks in ``db``'s transaction with a handful of statements (the caller commits)."""
     conn = db.connection()
-    dialect = conn.dialect.name
     sessions = {
-        row.id: row for row in conn.execute(_SOME_SESSIONS[dialect], {"b_ids": sorted({r.session_id for r in recs})})
+        row.id: row
+        for row in conn.execute(_SESSIONS_OF[conn.dialect.name], {"b_ids": list({r.session_id for r in recs})})
     }
     open_keys = [
         (r.session_id, r.seq_num)

@@ -341,7 +341,8 @@ UPLOAD_OPERATION: dict[str, Any] = {
     "description": (
         "Uploads chunk `seq_num` (0 for the first 30 seconds, 1 for the next, …). AUDIO sessions take WAV, MP3, "
         "FLAC or OGG at 16, 44.1 or 48 kHz; MELSPECTROGRAM sessions take `sleeptrack.analysis.encode_mel_chunk` "
-        "bytes (what the SDK sends). Idempotent per `seq_num` (a repeated upload changes nothing and answers "
+        "bytes (what the SDK sends; byte layout in docs/sdk.md). Idempotent per `seq_num` (a repeated upload "
+        "changes nothing and answers "
         "`duplicate: true`), chunks may arrive in any order, and a chunk is on disk before the answer.\n\n"
         "```bash\ncurl http://127.0.0.1:8000/ai/v1/sessions/<SESSION_ID>/upload -XPOST \\\n"
         '  -H "x-api-key: <YOUR_API_KEY>" -H "x-user-id: <USER_ID>" \\\n'

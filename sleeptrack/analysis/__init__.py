@@ -30,7 +30,16 @@ from ._constants import (
     StageScheme,
     TwoStage,
 )
-from ._engine import DEFAULT_MODEL, Engine, ModelError, StagingResult, chunk_feature_names, load_engine
+from ._engine import (
+    DEFAULT_MODEL,
+    Engine,
+    ModelError,
+    RealtimeState,
+    RealtimeStateError,
+    StagingResult,
+    chunk_feature_names,
+    load_engine,
+)
 from ._hypnogram import Hypnogram, StageRun
 from ._mel import MEL, MEL_VERSION, MelFormatError, check_mel_chunk, decode_mel_chunk, encode_mel_chunk, mel_spectrogram
 from ._metrics import AgreementReport, BlandAltman, EpochAgreement, NightPair, agreement, epoch_agreement
@@ -72,6 +81,8 @@ __all__ = [
     "ModelError",
     "NightPair",
     "Peculiarity",
+    "RealtimeState",
+    "RealtimeStateError",
     "RecordingAnalysis",
     "SessionState",
     "SessionSummary",

@@ -72,17 +72,17 @@ def _stats(envelope: _F64) -> tuple[float, float, float, float, float]:
     return float(ac[lag]), 60.0 * _RATE / lag, _interval_cv(troughs), _interval_cv(peaks), _interval_cv(onsets)
 
 
-def breath_window_stats(envelopes: npt.ArrayLike, valid: npt.NDArray[np.bool_], causal: bool) -> _F64:
-    """Per epoch, breath regularity over each window of :data:`BREATH_WINDOW_HALVES`.
+def breath_window_stats(envelopes: npt.ArrayLike, valid: npt.NDArray[np.bool_], causal: bool, start: int = 0) -> _F64:
+    """Per epoch from ``start`` on, breath regularity over each window of :data:`BREATH_WINDOW_HALVES`.
 
     ``envelopes`` is ``(n, 300)``; invalid epochs contribute silence (no breaths). Causal windows end at the
-    epoch (3 or 5 epochs); full-night windows are centred on it. Returns ``(n, 10)``.
+    epoch (3 or 5 epochs); full-night windows are centred on it. Returns ``(n, 10)``, zero before ``start``.
     """
     env = np.where(np.asarray(valid, dtype=bool)[:, None], np.asarray(envelopes, dtype=np.float64), 0.0)
     n = env.shape[0]
     out = np.zeros((n, breath_window_stat_count()), dtype=np.float64)
     for w, half in enumerate(BREATH_WINDOW_HALVES):
-        for i in range(n):
+        for i in range(start, n):
             lo, hi = (i - 2 * half, i + 1) if causal else (i - half, i + half + 1)
             segment = env[max(lo, 0) : min(hi, n)].ravel()
             out[i, w * _STATS_PER_WINDOW : (w + 1) * _STATS_PER_WINDOW] = _stats(segment)

@@ -6,6 +6,8 @@ pickle). It is immutable and thread-safe; :func:`load_engine` caches the default
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import dataclasses
 import functools
@@ -26,7 +28,7 @@ from ._hmm import forward_filter, scaled_log_likelihood, viterbi
 from ._hypnogram import Hypnogram
 from ._mel import MEL_VERSION, mel_spectrogram, quantize_roundtrip
 from ._mlp import MLP
-from ._sequence import sequence_features
+from ._sequence import CausalCarry, causal_sequence_features, sequence_features
 from ._snore import window_features
 from ._trees import TreeEnsemble
 
@@ -36,6 +38,8 @@ __all__ = [
     "SNORE_SUMMARY_NAMES",
     "Engine",
     "ModelError",
+    "RealtimeState",
+    "RealtimeStateError",
     "StagingResult",
     "chunk_feature_names",
     "load_engine",
@@ -43,6 +47,7 @@ __all__ = [
 ]
 
 _F32 = npt.NDArray[np.float32]
+_F64 = npt.NDArray[np.float64]
 _I8 = npt.NDArray[np.int8]
 
 MODELS_DIR: Final = Path(__file__).resolve().parent / "models"
@@ -150,15 +155,17 @@ class _Chain:
     weight: float
     causal_weight: float | None = None
 
-    def decode(self, probs: _F32, valid: npt.NDArray[np.bool_], causal: bool) -> tuple[_I8, _F32]:
-        weight = self.causal_weight if causal and self.causal_weight is not None else self.weight
-        ll = scaled_log_likelihood(probs, self.prior, valid, weight)
+    def decode(self, probs: _F32, valid: npt.NDArray[np.bool_]) -> tuple[_I8, _F32]:
+        """Whole-night decoding: the Viterbi path, and the filtered posteriors."""
+        ll = scaled_log_likelihood(probs, self.prior, valid, self.weight)
         filtered = forward_filter(ll, self.trans, self.init)
-        if causal:
-            path = np.argmax(filtered, axis=1).astype(np.int8)
-        else:
-            path = viterbi(ll, np.log(self.trans), np.log(self.init))
-        return path, filtered.astype(np.float32)
+        return viterbi(ll, np.log(self.trans), np.log(self.init)), filtered.astype(np.float32)
+
+    def filter(self, probs: _F32, valid: npt.NDArray[np.bool_], previous: _F64 | None) -> _F64:
+        """Real-time decoding: posteriors filtered forward from ``previous`` (the epoch before; ``None``:
+        the night's start)."""
+        weight = self.weight if self.causal_weight is None else self.causal_weight
+        return forward_filter(scaled_log_likelihood(probs, self.prior, valid, weight), self.trans, self.init, previous)
 
     def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
         arrays = {
@@ -181,6 +188,113 @@ class _Chain:
             float(np.asarray(arrays[f"{prefix}.weight"])[0]),
             None if causal is None else float(np.asarray(causal)[0]),
         )
+
+
+class RealtimeStateError(ValueError):
+    """A real-time state that cannot continue this night: another model, or its decided epochs changed."""
+
+
+def _pack(a: npt.NDArray[Any]) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode()
+
+
+def _unpack(text: str, shape: tuple[int, ...]) -> _F64:
+    return np.frombuffer(base64.b64decode(text, validate=True), dtype="<f8").reshape(shape).astype(np.float64)
+
+
+def _bits(flags: npt.NDArray[np.bool_]) -> str:
+    return np.packbits(flags).tobytes().hex()
+
+
+def _unbits(text: str, n: int) -> npt.NDArray[np.bool_]:
+    flags = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:n].astype(bool)
+    if flags.size != n:
+        raise ValueError(f"{flags.size} flags for {n} epochs")
+    return flags
+
+
+def _carry_json(c: CausalCarry) -> dict[str, Any]:
+    return {
+        "summed": c.summed,
+        "count": c.count,
+        "width": int(c.total.size),
+        "total": _pack(c.total),
+        "total_sq": _pack(c.total_sq),
+        "tail": _pack(c.tail),
+        "tail_valid": _bits(c.tail_valid),
+    }
+
+
+def _carry_from_json(d: dict[str, Any], tail_rows: int) -> CausalCarry:
+    width = int(d["width"])
+    return CausalCarry(
+        int(d["summed"]),
+        float(d["count"]),
+        _unpack(d["total"], (width,)),
+        _unpack(d["total_sq"], (width,)),
+        _unpack(d["tail"], (tail_rows, width)),
+        _unbits(d["tail_valid"], tail_rows),
+    )
+
+
+@dataclass(frozen=True)
+class RealtimeState:
+    """Where real-time staging of a night stopped, to go on with :meth:`Engine.realtime_continue`.
+
+    It holds the night-so-far sums of the staging inputs, their last minutes and the last filtered
+    posteriors: about 15 kB however long the night. A server keeps it (:meth:`to_json`) with each
+    real-time result, so that every 5 minutes only the new epochs are computed.
+    """
+
+    model_version: str
+    #: Epochs decided: ``0 .. epochs - 1``.
+    epochs: int
+    #: The ``valid`` flags those epochs were decided with.
+    valid: npt.NDArray[np.bool_]
+    stage_carry: CausalCarry
+    snore_carry: CausalCarry
+    #: Filtered posteriors of the last decided epoch (``None`` before the first).
+    stage_last: _F64 | None
+    snore_last: _F64 | None
+
+    @property
+    def input_start(self) -> int:
+        """The first epoch whose features a continuation needs."""
+        return self.stage_carry.input_start
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "epochs": self.epochs,
+            "valid": _bits(self.valid),
+            "stage_carry": _carry_json(self.stage_carry),
+            "snore_carry": _carry_json(self.snore_carry),
+            "stage_last": None if self.stage_last is None else self.stage_last.tolist(),
+            "snore_last": None if self.snore_last is None else self.snore_last.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RealtimeState:
+        """The state :meth:`to_json` wrote; :class:`RealtimeStateError` if ``data`` is not one."""
+
+        def last(v: Any) -> _F64 | None:
+            return None if v is None else np.asarray(v, dtype=np.float64)
+
+        try:
+            epochs = int(data["epochs"])
+            stage = data["stage_carry"]
+            tail = epochs - int(stage["summed"])
+            return cls(
+                str(data["model_version"]),
+                epochs,
+                _unbits(data["valid"], epochs),
+                _carry_from_json(stage, tail),
+                _carry_from_json(data["snore_carry"], tail),
+                last(data["stage_last"]),
+                last(data["snore_last"]),
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise RealtimeStateError(f"not a real-time state: {exc}") from exc
 
 
 class Engine:
@@ -248,51 +362,122 @@ class Engine:
         return self.chunk_features(quantize_roundtrip(mel_spectrogram(samples)))
 
     # ---------------------------------------------------------------------------------- per session
-    def _run(self, features: npt.ArrayLike, valid: npt.ArrayLike, scheme: StageScheme, causal: bool) -> StagingResult:
+    def _checked(self, features: npt.ArrayLike, valid: npt.ArrayLike) -> tuple[_F32, npt.NDArray[np.bool_]]:
         x = np.asarray(features, dtype=np.float32)
         ok = np.asarray(valid, dtype=bool)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"features must have shape (n_epochs, {self.n_features}), got {x.shape}")
         if ok.shape != (x.shape[0],):
             raise ValueError(f"valid must have shape ({x.shape[0]},), got {ok.shape}")
-        ok = ok & np.all(np.isfinite(x), axis=1)
-        n = x.shape[0]
-        scheme = StageScheme(scheme)
-        if n == 0:
-            empty = np.zeros(0, dtype=np.int8)
-            return StagingResult(empty, empty, np.zeros((0, scheme.n_classes), np.float32), scheme, self.version)
-        x = np.where(ok[:, None], x, 0.0).astype(np.float32)
+        return x, ok
 
-        network = self.stage_causal if causal else self.stage_full
-        seq = sequence_features(x, ok, self.feature_scale, causal, N_SCALAR_FEATURES)
-        probs = network.predict_proba(seq)
-        path, posterior = self.stage_chain.decode(probs, ok, causal)
+    @staticmethod
+    def _usable(x: _F32, valid: npt.NDArray[np.bool_]) -> tuple[_F32, npt.NDArray[np.bool_]]:
+        """Rows with non-finite features count as invalid; invalid rows are zeroed."""
+        ok = valid & np.all(np.isfinite(x), axis=1)
+        return np.where(ok[:, None], x, 0.0).astype(np.float32), ok
 
-        snore_x = sequence_features(x[:, self._snore_columns], ok, self.feature_scale[self._snore_columns], causal)
-        snore_network = self.snore_causal if causal else self.snore_full
-        snore_probs = snore_network.predict_proba(snore_x)
-        snore_path, _ = self.snore_chain.decode(snore_probs, ok, causal)
-
+    def _result(
+        self, path: _I8, posterior: npt.ArrayLike, snore_path: _I8, ok: npt.NDArray[np.bool_], scheme: StageScheme
+    ) -> StagingResult:
         stages = path.astype(np.int8)
+        post = np.asarray(posterior, dtype=np.float32)
         if scheme is StageScheme.TWO:
             stages = (stages > 0).astype(np.int8)
-            posterior = np.stack([posterior[:, 0], posterior[:, 1:].sum(axis=1)], axis=1)
+            post = np.stack([post[:, 0], post[:, 1:].sum(axis=1)], axis=1)
         stages[~ok] = Stage.ERROR
         snoring = snore_path.astype(np.int8)
         snoring[~ok] = -1
-        return StagingResult(stages, snoring, posterior.astype(np.float32), scheme, self.version)
+        return StagingResult(stages, snoring, post, scheme, self.version)
 
     def realtime(
         self, features: npt.ArrayLike, valid: npt.ArrayLike, scheme: StageScheme = StageScheme.FOUR
     ) -> StagingResult:
         """Causal staging: epoch ``t`` is decided from epochs ``0..t`` only (forward filtering)."""
-        return self._run(features, valid, scheme, causal=True)
+        return self.realtime_continue(None, features, valid, scheme)[0]
+
+    def realtime_continue(
+        self,
+        state: RealtimeState | None,
+        features: npt.ArrayLike,
+        valid: npt.ArrayLike,
+        scheme: StageScheme = StageScheme.FOUR,
+    ) -> tuple[StagingResult, RealtimeState]:
+        """Causal staging of the epochs after ``state`` (``None``: from the night's start).
+
+        ``features`` and ``valid`` hold epochs ``state.input_start .. n - 1`` (``0 .. n - 1`` without a
+        state). Returns the staging of epochs ``state.epochs .. n - 1``, equal to those rows of
+        :meth:`realtime` on the whole night, and the state to continue from. Raises
+        :class:`RealtimeStateError` when ``state`` was made by another model or with other ``valid`` flags.
+        """
+        x, given = self._checked(features, valid)
+        scheme = StageScheme(scheme)
+        offset = 0 if state is None else state.input_start
+        done = 0 if state is None else state.epochs
+        if state is not None:
+            if state.model_version != self.version:
+                raise RealtimeStateError(f"the state was made by model {state.model_version}, not {self.version}")
+            if offset + x.shape[0] < done:
+                raise RealtimeStateError(f"{offset + x.shape[0]} epochs given; {done} are already decided")
+            if not np.array_equal(given[: done - offset], state.valid[offset:]):
+                raise RealtimeStateError("epochs already decided have changed")
+        x, ok = self._usable(x, given)
+        stage = causal_sequence_features(
+            x, ok, self.feature_scale, N_SCALAR_FEATURES, None if state is None else state.stage_carry
+        )
+        snore = causal_sequence_features(
+            x[:, self._snore_columns],
+            ok,
+            self.feature_scale[self._snore_columns],
+            None,
+            None if state is None else state.snore_carry,
+        )
+        stage_rows, stage_carry = stage
+        snore_rows, snore_carry = snore
+        new = ok[done - offset :]
+        stage_last = None if state is None else state.stage_last
+        snore_last = None if state is None else state.snore_last
+        posterior = np.zeros((0, self.stage_chain.init.size))
+        snore_post = np.zeros((0, self.snore_chain.init.size))
+        if new.size:
+            probs = self.stage_causal.predict_proba(stage_rows)
+            posterior = self.stage_chain.filter(probs, new, stage_last)
+            snore_probs = self.snore_causal.predict_proba(snore_rows)
+            snore_post = self.snore_chain.filter(snore_probs, new, snore_last)
+            stage_last, snore_last = posterior[-1], snore_post[-1]
+        result = self._result(
+            np.argmax(posterior, axis=1).astype(np.int8),
+            posterior,
+            np.argmax(snore_post, axis=1).astype(np.int8),
+            new,
+            scheme,
+        )
+        previous = np.zeros(0, dtype=bool) if state is None else state.valid
+        after = RealtimeState(
+            self.version,
+            offset + x.shape[0],
+            np.concatenate([previous, given[done - offset :]]),
+            stage_carry,
+            snore_carry,
+            stage_last,
+            snore_last,
+        )
+        return result, after
 
     def full_night(
         self, features: npt.ArrayLike, valid: npt.ArrayLike, scheme: StageScheme = StageScheme.FOUR
     ) -> StagingResult:
         """Whole-night staging with Viterbi decoding, for the final report."""
-        return self._run(features, valid, scheme, causal=False)
+        x, ok = self._usable(*self._checked(features, valid))
+        scheme = StageScheme(scheme)
+        if x.shape[0] == 0:
+            empty = np.zeros(0, dtype=np.int8)
+            return StagingResult(empty, empty, np.zeros((0, scheme.n_classes), np.float32), scheme, self.version)
+        seq = sequence_features(x, ok, self.feature_scale, False, N_SCALAR_FEATURES)
+        path, posterior = self.stage_chain.decode(self.stage_full.predict_proba(seq), ok)
+        snore_x = sequence_features(x[:, self._snore_columns], ok, self.feature_scale[self._snore_columns], False)
+        snore_path, _ = self.snore_chain.decode(self.snore_full.predict_proba(snore_x), ok)
+        return self._result(path, posterior, snore_path, ok, scheme)
 
     def with_causal_weights(self, stages: float, snoring: float) -> Engine:
         """A copy whose real-time decoding weighs the networks' evidence by ``stages`` / ``snoring``."""

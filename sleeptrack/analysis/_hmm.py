@@ -59,14 +59,18 @@ def viterbi(log_lik: _F64, log_trans: _F64, log_init: _F64) -> npt.NDArray[np.in
     return path
 
 
-def forward_filter(log_lik: _F64, trans: _F64, init: _F64) -> _F64:
-    """Filtered posteriors ``p(s_t | x_0..x_t)``, shape ``(n, k)``; row ``t`` never sees later epochs."""
+def forward_filter(log_lik: _F64, trans: _F64, init: _F64, previous: _F64 | None = None) -> _F64:
+    """Filtered posteriors ``p(s_t | x_0..x_t)``, shape ``(n, k)``; row ``t`` never sees later epochs.
+
+    ``previous`` is the filtered posterior of the epoch before ``log_lik``'s first, to continue a night
+    (``None``: the first row is the night's first epoch).
+    """
     n, k = log_lik.shape
     out = np.zeros((n, k), dtype=np.float64)
     if n == 0:
         return out
     lik = np.exp(log_lik - log_lik.max(axis=1, keepdims=True))
-    alpha = init * lik[0]
+    alpha = init * lik[0] if previous is None else (previous @ trans) * lik[0]
     alpha /= alpha.sum()
     out[0] = alpha
     for t in range(1, n):

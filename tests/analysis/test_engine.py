@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +15,8 @@ from sleeptrack.analysis import (
     DEFAULT_MODEL,
     Engine,
     ModelError,
+    RealtimeState,
+    RealtimeStateError,
     StageScheme,
     chunk_feature_names,
     load_engine,
@@ -73,6 +76,52 @@ def test_realtime_decoding_never_looks_at_future_epochs(engine: Engine, night_fe
         future = feats.copy()
         future[k:] = np.random.default_rng(k).permutation(future[k:])
         assert np.array_equal(engine.realtime(future, valid).stages[:k], full.stages[:k])
+
+
+@pytest.mark.parametrize("scheme", [StageScheme.FOUR, StageScheme.TWO])
+def test_realtime_continues_from_its_state_exactly(
+    engine: Engine, night_features: tuple[np.ndarray, ...], scheme: StageScheme
+) -> None:
+    """A server's 5-minute updates: each continues the stored (JSON) state with the new epochs and a few of
+    context, and together they equal staging the whole night at once, to the last bit."""
+    feats = night_features[0]
+    valid = np.ones(len(feats), bool)
+    valid[[3, 44, 45, 46, 120]] = False
+    whole = engine.realtime(feats, valid, scheme)
+    state: RealtimeState | None = None
+    parts = []
+    for n in [*range(10, len(feats) + 1, 10), len(feats)]:
+        start = 0 if state is None else state.input_start
+        part, state = engine.realtime_continue(state, feats[start:n], valid[start:n], scheme)
+        assert n - start <= 10 + 14 or start == 0
+        parts.append(part)
+        state = RealtimeState.from_json(json.loads(json.dumps(state.to_json())))
+        assert state.epochs == n and np.array_equal(state.valid, valid[:n])
+    assert np.array_equal(np.concatenate([p.stages for p in parts]), whole.stages)
+    assert np.array_equal(np.concatenate([p.snoring for p in parts]), whole.snoring)
+    assert np.array_equal(np.concatenate([p.probabilities for p in parts]), whole.probabilities)
+    assert state is not None and len(json.dumps(state.to_json())) < 40_000  # however long the night
+
+
+def test_realtime_state_refuses_what_it_cannot_continue(engine: Engine, night_features: tuple[np.ndarray, ...]) -> None:
+    feats = night_features[0][:40]
+    valid = np.ones(40, bool)
+    _, state = engine.realtime_continue(None, feats[:30], valid[:30])
+    start = state.input_start
+    changed = valid.copy()
+    changed[25] = False  # a decided epoch whose chunk is now unusable
+    with pytest.raises(RealtimeStateError, match="already decided have changed"):
+        engine.realtime_continue(state, feats[start:], changed[start:])
+    with pytest.raises(RealtimeStateError, match="already decided"):
+        engine.realtime_continue(state, feats[start:20], valid[start:20])
+    other = dataclasses.replace(state, model_version="another-model")
+    with pytest.raises(RealtimeStateError, match="made by model another-model"):
+        engine.realtime_continue(other, feats[start:], valid[start:])
+    broken = state.to_json()
+    broken["stage_carry"]["total"] = "not base64!"
+    for bad in (broken, {"epochs": 3}, None, {**state.to_json(), "valid": "zz"}):
+        with pytest.raises(RealtimeStateError, match="not a real-time state"):
+            RealtimeState.from_json(bad)
 
 
 def test_full_night_uses_the_whole_night(engine: Engine, night_features: tuple[np.ndarray, ...]) -> None:

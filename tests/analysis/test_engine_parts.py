@@ -13,7 +13,13 @@ from sleeptrack.analysis._hmm import forward_filter, scaled_log_likelihood, tran
 from sleeptrack.analysis._mel import mel_spectrogram, quantize_roundtrip
 from sleeptrack.analysis._metrics import NightPair, agreement, epoch_agreement
 from sleeptrack.analysis._mlp import MLP
-from sleeptrack.analysis._sequence import sequence_feature_count, sequence_features
+from sleeptrack.analysis._sequence import (
+    DERIVED_CONTEXT,
+    SEQUENCE_CONTEXT,
+    causal_sequence_features,
+    sequence_feature_count,
+    sequence_features,
+)
 from sleeptrack.analysis._snore import WINDOW_FEATURE_COUNT, window_features
 
 
@@ -80,6 +86,32 @@ def test_causal_sequence_features_never_look_ahead() -> None:
     assert not np.array_equal(sequence_features(x, valid, scale, causal=False)[:40], full[:40])
 
 
+@pytest.mark.parametrize("cuts", [[10, 20, 30, 41, 57, 120], [1, 2, 3, 120], [35, 36, 120], [120]])
+def test_causal_sequence_features_continue_a_night_bit_for_bit(cuts: list[int]) -> None:
+    """Computed in parts from the carry (a few rows of context, not the night so far) or whole: same bits,
+    breathing blocks included."""
+    rng = np.random.default_rng(7)
+    n_scalar = 6
+    width = n_scalar + len(ACF_LAGS) + 300
+    x = rng.standard_normal((120, width))
+    x[:, n_scalar + len(ACF_LAGS) :] = np.sin(np.arange(300) / 4.0 + rng.random((120, 1)) * 6) + rng.random((120, 300))
+    valid = rng.random(120) > 0.15
+    scale = np.ones(width)
+    whole = sequence_features(x, valid, scale, causal=True, n_scalar=n_scalar)
+    parts, carry, done = [], None, 0
+    for cut in cuts:
+        start = 0 if carry is None else carry.input_start
+        assert start >= done - DERIVED_CONTEXT  # only a few earlier rows are read again
+        rows, carry = causal_sequence_features(x[start:cut], valid[start:cut], scale, n_scalar, carry)
+        assert rows.shape[0] == cut - done and carry.end == cut
+        assert carry.tail.shape[0] <= SEQUENCE_CONTEXT or carry.summed == 0
+        parts.append(rows)
+        done = cut
+    assert np.array_equal(np.concatenate(parts), whole)
+    with pytest.raises(ValueError, match="before the 120 rows"):
+        causal_sequence_features(x[100:110], valid[100:110], scale, n_scalar, carry)
+
+
 def test_forward_filter_is_causal_and_viterbi_decodes_a_known_chain() -> None:
     trans = np.array([[0.9, 0.1], [0.1, 0.9]])
     init = np.array([0.5, 0.5])
@@ -105,16 +137,20 @@ def test_real_time_decoding_has_its_own_evidence_weight() -> None:
     valid = np.ones(len(probs), bool)
     weak = _Chain(trans, np.array([0.5, 0.5]), np.array([0.5, 0.5]), 0.5)
     strong_causal = _Chain(trans, weak.init, weak.prior, 0.5, causal_weight=5.0)
-    held_back, _ = weak.decode(probs, valid, causal=True)
+
+    def causal(chain: _Chain) -> np.ndarray:
+        return np.asarray(np.argmax(chain.filter(probs, valid, None), axis=1))
+
+    held_back = causal(weak)
     assert held_back.tolist() == [0] * 12  # three votes for state 1 are not enough under weight 0.5
-    followed, _ = strong_causal.decode(probs, valid, causal=True)
+    followed = causal(strong_causal)
     assert followed[6:9].tolist() == [1, 1, 1] and followed[:6].tolist() == [0] * 6
-    assert np.array_equal(strong_causal.decode(probs, valid, False)[0], weak.decode(probs, valid, False)[0])
+    assert np.array_equal(strong_causal.decode(probs, valid)[0], weak.decode(probs, valid)[0])
     # persisted with the model; an artifact from before the causal weight decodes as it always did
     assert _Chain.from_arrays(strong_causal.to_arrays("c"), "c").causal_weight == 5.0
     old = _Chain.from_arrays(weak.to_arrays("c"), "c")
     assert old.causal_weight is None and "c.causal_weight" not in weak.to_arrays("c")
-    assert np.array_equal(old.decode(probs, valid, True)[0], held_back)
+    assert np.array_equal(causal(old), held_back)
 
 
 def test_transition_matrix_counts_transitions_and_skips_errors() -> None:

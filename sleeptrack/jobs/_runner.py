@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,8 +26,11 @@ from sleeptrack.analysis import (
     AudioFormatError,
     Engine,
     MelFormatError,
+    RealtimeState,
+    RealtimeStateError,
     SessionState,
     StageScheme,
+    StagingResult,
     decode_chunk,
     decode_mel_chunk,
     load_engine,
@@ -89,10 +92,21 @@ class _ChunkRow:
 
 @dataclass
 class _Inputs:
+    """Features and valid flags of epochs ``since .. n - 1``; features computed here; chunks found unusable."""
+
     features: _F32
     valid: npt.NDArray[np.bool_]
     new_rows: list[dict[str, Any]]
     errors: dict[int, str]
+
+
+@dataclass
+class _Earlier:
+    """The session's latest real-time result that the next one can continue."""
+
+    state: RealtimeState
+    stages: list[int]
+    snoring: list[int] | None
 
 
 def _upsert(db: Session, model: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
@@ -276,42 +290,49 @@ class JobRunner:
                 report.outcome = "done"
             _upsert(s, ChunkFeatures, rows, ["session_id", "seq_num"])
 
-    def _inputs(self, s: Session, session_id: str, n: int) -> tuple[list[_ChunkRow], dict[int, ChunkFeatures]]:
+    def _inputs(
+        self, s: Session, session_id: str, n: int, since: int = 0
+    ) -> tuple[list[_ChunkRow], dict[int, ChunkFeatures]]:
+        """The chunks of epochs ``since .. n - 1`` and their stored features."""
         chunks = [
             _ChunkRow(c.seq_num, c.blob_key, c.inference_type, c.error)
-            for c in s.scalars(select(Chunk).where(Chunk.session_id == session_id, Chunk.seq_num < n))
+            for c in s.scalars(
+                select(Chunk).where(Chunk.session_id == session_id, Chunk.seq_num >= since, Chunk.seq_num < n)
+            )
         ]
         feats = {
             f.seq_num: f
             for f in s.scalars(
-                select(ChunkFeatures).where(ChunkFeatures.session_id == session_id, ChunkFeatures.seq_num < n)
+                select(ChunkFeatures).where(
+                    ChunkFeatures.session_id == session_id, ChunkFeatures.seq_num >= since, ChunkFeatures.seq_num < n
+                )
             )
         }
         return chunks, feats
 
     def _assemble(
-        self, session_id: str, n: int, chunks: Iterable[_ChunkRow], stored: dict[int, ChunkFeatures]
+        self, session_id: str, n: int, chunks: Iterable[_ChunkRow], stored: dict[int, ChunkFeatures], since: int = 0
     ) -> _Inputs:
-        """The feature matrix of epochs ``0..n-1``, computing what is missing or stale."""
+        """The feature matrix of epochs ``since .. n - 1``, computing what is missing or stale."""
         width = self.engine.n_features
-        features = np.zeros((n, width), dtype=np.float32)
-        valid = np.zeros(n, dtype=bool)
+        features = np.zeros((n - since, width), dtype=np.float32)
+        valid = np.zeros(n - since, dtype=bool)
         new_rows: list[dict[str, Any]] = []
         errors: dict[int, str] = {}
         for c in chunks:
-            if c.seq_num >= n or c.error is not None:
+            if not since <= c.seq_num < n or c.error is not None:
                 continue
             row = stored.get(c.seq_num)
             if row is not None and self._current(row):
-                features[c.seq_num] = np.frombuffer(row.data, dtype="<f4")
-                valid[c.seq_num] = True
+                features[c.seq_num - since] = np.frombuffer(row.data, dtype="<f4")
+                valid[c.seq_num - since] = True
                 continue
             result = self.compute_features(c.blob_key, c.inference_type)
             if isinstance(result, str):
                 errors[c.seq_num] = result
                 continue
-            features[c.seq_num] = result
-            valid[c.seq_num] = True
+            features[c.seq_num - since] = result
+            valid[c.seq_num - since] = True
             new_rows.append(self._features_row(session_id, c.seq_num, result))
         return _Inputs(features, valid, new_rows, errors)
 
@@ -330,25 +351,91 @@ class JobRunner:
         return s.scalars(query).first()
 
     # ------------------------------------------------------------------------------------- realtime
+    def _earlier_realtime(self, s: Session, session_id: str, n: int, snoring: bool) -> _Earlier | None:
+        """The latest real-time result before epoch ``n`` whose state this job can continue, if any.
+
+        Its decided epochs must have the chunks they were decided with: a chunk that arrived late for one of
+        them (out of order across a 5-minute mark) means starting the night again.
+        """
+        row = s.execute(
+            select(RealtimeResult.sleep_stages, RealtimeResult.snoring_stages, RealtimeResult.causal_state)
+            .where(
+                RealtimeResult.session_id == session_id,
+                RealtimeResult.seq_num < n - 1,
+                RealtimeResult.causal_state.is_not(None),
+            )
+            .order_by(RealtimeResult.inference_seq_num.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        try:
+            state = RealtimeState.from_json(row.causal_state)
+        except RealtimeStateError as exc:
+            log.warning("session %s: unusable real-time state (%s); staging the night again", session_id, exc)
+            return None
+        stages, snores = list(row.sleep_stages), row.snoring_stages
+        if (
+            state.model_version != self.engine.version
+            or state.epochs > n
+            or len(stages) != state.epochs
+            or (snoring and (snores is None or len(snores) != state.epochs))
+        ):
+            return None
+        usable = np.zeros(state.epochs, dtype=bool)
+        usable[
+            list(
+                s.scalars(
+                    select(Chunk.seq_num).where(
+                        Chunk.session_id == session_id, Chunk.seq_num < state.epochs, Chunk.error.is_(None)
+                    )
+                )
+            )
+        ] = True
+        if not np.array_equal(usable, state.valid):
+            return None
+        return _Earlier(state, stages, list(snores) if snoring and snores is not None else None)
+
+    def _stage_realtime(
+        self, session_id: str, n: int, scheme: StageScheme, earlier: _Earlier | None
+    ) -> tuple[_Inputs, StagingResult, RealtimeState]:
+        """Causal staging of epochs ``earlier.state.epochs .. n - 1`` (all of them without ``earlier``)."""
+        state = None if earlier is None else earlier.state
+        since = 0 if state is None else state.input_start
+        with self.stores.db.read() as s:
+            chunks, stored = self._inputs(s, session_id, n, since)
+        inputs = self._assemble(session_id, n, chunks, stored, since)
+        result, after = self.engine.realtime_continue(state, inputs.features, inputs.valid, scheme)
+        return inputs, result, after
+
     def _realtime_job(self, job_id: int, session_id: str, seq_num: int) -> int:
+        """The real-time result after ``seq_num``: the night so far, decided causally.
+
+        Only the epochs since the session's previous result are computed, continuing its stored state, so a
+        night's real-time analysis costs as much as one analysis of the whole night, not one per 5 minutes.
+        """
         db = self.stores.db
         n = seq_num + 1
         with db.read() as s:
             sess = s.get(SleepSession, session_id)
-            if sess is None or sess.state == SessionState.COMPLETE or not sess.realtime:
-                skip = True
-            else:
-                skip = False
+            skip = sess is None or sess.state == SessionState.COMPLETE or not sess.realtime
+            if sess is not None and not skip:
                 scheme = StageScheme(sess.scheme)
-                chunks, stored = self._inputs(s, session_id, n)
+                earlier = self._earlier_realtime(s, session_id, n, sess.snoring)
         if skip:
             with db.write() as s:
                 self._finish(s, job_id)
             return 0
-        inputs = self._assemble(session_id, n, chunks, stored)
-        result = self.engine.realtime(inputs.features, inputs.valid, scheme)
-        stages = [int(v) for v in result.stages]
-        snoring = [int(v) for v in result.snoring]
+        try:
+            inputs, result, after = self._stage_realtime(session_id, n, scheme, earlier)
+        except RealtimeStateError as exc:  # a decided epoch's chunk turned out unusable only now
+            log.info("session %s: %s; staging the night again", session_id, exc)
+            earlier = None
+            inputs, result, after = self._stage_realtime(session_id, n, scheme, None)
+        stages = ([] if earlier is None else earlier.stages) + [int(v) for v in result.stages]
+        snoring = ([] if earlier is None or earlier.snoring is None else earlier.snoring) + [
+            int(v) for v in result.snoring
+        ]
         webhooks = 0
         with db.write() as s:
             sess = self._locked_session(s, session_id)
@@ -356,16 +443,23 @@ class JobRunner:
                 self._write_inputs(s, session_id, inputs)
             if sess is not None and sess.state != SessionState.COMPLETE:
                 keep_snoring = snoring if sess.snoring else None
+                inference = n // 10 - 1
                 row = {
                     "session_id": session_id,
-                    "inference_seq_num": n // 10 - 1,
+                    "inference_seq_num": inference,
                     "seq_num": seq_num,
                     "sleep_stages": stages,
                     "snoring_stages": keep_snoring,
                     "model_version": result.model_version,
                     "created_at": utcnow(),
+                    "causal_state": after.to_json(),
                 }
                 _upsert(s, RealtimeResult, [row], ["session_id", "inference_seq_num"])
+                s.execute(  # only the latest state is ever continued
+                    update(RealtimeResult)
+                    .where(RealtimeResult.session_id == session_id, RealtimeResult.inference_seq_num < inference)
+                    .values(causal_state=None)
+                )
                 payload = inference_complete_payload(sess.user_id, session_id, seq_num, stages, keep_snoring)
                 webhooks += enqueue_webhook(s, sess, payload) is not None
             self._finish(s, job_id)
@@ -410,6 +504,10 @@ class JobRunner:
                 )
                 sess.state = SessionState.COMPLETE.value
                 sess.complete_time = utcnow()
+                # the night is over: no real-time result will continue from its state
+                s.execute(
+                    update(RealtimeResult).where(RealtimeResult.session_id == session_id).values(causal_state=None)
+                )
                 s.flush()
                 if sess.callback_url:
                     tz = parse_timezone(sess.created_timezone)

@@ -220,6 +220,9 @@ class RealtimeResult(Base):
     snoring_stages: Mapped[list[int] | None] = mapped_column(JSON)
     model_version: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Where causal staging stopped (:class:`~sleeptrack.analysis.RealtimeState`), kept on the session's
+    #: latest result only, so that the next result computes only its new epochs. Not loaded unless asked for.
+    causal_state: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), deferred=True)
 
 
 class FinalResult(Base):

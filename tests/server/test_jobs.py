@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from sleeptrack.analysis import StageScheme, decode_mel_chunk, load_engine
+from sleeptrack.analysis import Engine, RealtimeState, StageScheme, decode_mel_chunk, load_engine
+from sleeptrack.analysis._sequence import DERIVED_CONTEXT
 from sleeptrack.jobs import (
     MAX_ATTEMPTS,
     InProcessQueue,
@@ -28,11 +30,12 @@ from sleeptrack.store import (
     ChunkFeatures,
     FinalResult,
     Job,
+    RealtimeResult,
     SleepSession,
     open_stores,
     utcnow,
 )
-from tests.server.conftest import Api, make_keys, make_settings, mel_chunk
+from tests.server.conftest import Api, Night, make_keys, make_settings, mel_chunk
 
 
 def test_final_result_is_the_engines_full_night_on_the_uploaded_chunks(api: Api) -> None:
@@ -59,6 +62,75 @@ def test_final_result_is_the_engines_full_night_on_the_uploaded_chunks(api: Api)
         stored = {f.seq_num: f for f in db.scalars(select(ChunkFeatures).where(ChunkFeatures.session_id == sid))}
     assert sorted(stored) == sorted(bodies)
     assert np.array_equal(np.frombuffer(stored[0].data, "<f4"), features[0])
+
+
+def test_realtime_results_continue_the_night(api: Api, night: Night, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each 5-minute result computes only its new epochs from the stored state and equals staging the night
+    so far from scratch; a chunk arriving late for a decided epoch, or a state that cannot be read, starts the
+    night again; a COMPLETE session keeps no state."""
+    calls: list[tuple[int | None, int]] = []
+    original = Engine.realtime_continue
+
+    def spy(self: Engine, state: RealtimeState | None, features: Any, valid: Any, scheme: Any) -> Any:
+        calls.append((None if state is None else state.epochs, len(features)))
+        return original(self, state, features, valid, scheme)
+
+    monkeypatch.setattr(Engine, "realtime_continue", spy)
+    engine = load_engine()
+    feats = np.stack([engine.chunk_features(decode_mel_chunk(m)) for m in night.mels[:60]])
+    user = api.new_user()
+    sid = api.new_session(user)
+
+    def upload(seqs: Iterable[int]) -> None:
+        for seq in seqs:
+            assert api.upload(sid, user, seq, night.mels[seq]).status_code == 200
+        api.wait()
+
+    def latest() -> tuple[list[int], list[int], list[int]]:
+        with api.ctx.stores.db.read() as db:
+            rows = db.execute(
+                select(RealtimeResult.inference_seq_num, RealtimeResult.sleep_stages, RealtimeResult.snoring_stages)
+                .where(RealtimeResult.session_id == sid)
+                .order_by(RealtimeResult.inference_seq_num)
+            ).all()
+            kept = db.scalars(
+                select(RealtimeResult.inference_seq_num).where(
+                    RealtimeResult.session_id == sid, RealtimeResult.causal_state.is_not(None)
+                )
+            ).all()
+        return list(rows[-1].sleep_stages), list(rows[-1].snoring_stages), list(kept)
+
+    def from_scratch(n: int, valid: np.ndarray) -> tuple[list[int], list[int]]:
+        r = engine.realtime(feats[:n], valid[:n], StageScheme.FOUR)
+        return r.stages.tolist(), r.snoring.tolist()
+
+    valid = np.ones(60, bool)
+    valid[13] = False  # held back by the phone
+    for first in range(0, 40, 10):
+        upload(s for s in range(first, first + 10) if s != 13)
+    assert calls[0] == (None, 10)
+    assert [state for state, _ in calls] == [None, 10, 20, 30]
+    assert all(rows <= 10 + DERIVED_CONTEXT for _, rows in calls[1:])  # new epochs and a few of context
+    stages, snoring, kept = latest()
+    assert (stages, snoring) == from_scratch(40, valid)
+    assert kept == [3]  # the state is kept with the latest result only
+
+    calls.clear()
+    valid[13] = True
+    upload([13, *range(40, 50)])  # the late chunk changes a decided epoch: staged again from the start
+    assert calls == [(None, 50)]
+    assert latest()[:2] == from_scratch(50, valid)
+
+    calls.clear()
+    with api.ctx.stores.db.write() as db:
+        db.execute(update(RealtimeResult).where(RealtimeResult.session_id == sid).values(causal_state={"bad": 1}))
+    upload(range(50, 60))
+    assert calls == [(None, 60)]
+    assert latest()[:2] == from_scratch(60, valid)
+
+    assert api.close(sid, user).status_code == 200
+    api.wait()
+    assert latest()[2] == []
 
 
 def _runner(api: Api) -> JobRunner:

@@ -10,6 +10,7 @@ row to be durable. Each chunk is checked inside the transaction (session still O
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import queue
 import threading
@@ -97,6 +98,32 @@ _SESSIONS_OF = {d: _sessions_of(d) for d in ("sqlite", "postgresql")}
 _KNOWN_CHUNKS = select(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).where(
     tuple_(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).in_(bindparam("b_keys", expanding=True))
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _known_chunks_sqlite(n: int) -> str:
+    """SQLite's form of :data:`_KNOWN_CHUNKS` for ``n`` keys: the keys as a VALUES table joined to the chunks.
+
+    SQLite answers a row-value ``IN`` list by scanning the whole primary-key index (every chunk the
+    database holds, so each group commit got slower as nights accumulated: 6 ms for a batch of 50 among
+    60 000 chunks); joined, it looks each key up (0.03 ms).
+    """
+    keys = ", ".join(["(?, ?)"] * n)
+    return (
+        f"SELECT chunks.session_id, chunks.seq_num FROM (VALUES {keys}) AS wanted "  # placeholders only
+        "JOIN chunks ON chunks.session_id = wanted.column1 AND chunks.seq_num = wanted.column2"
+    )
+
+
+def _known_chunks(conn: Connection, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these (session_id, seq_num) are recorded already."""
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql(_known_chunks_sqlite(len(keys)), tuple(v for key in keys for v in key))
+    else:  # PostgreSQL looks each key up (a bitmap OR of index scans)
+        rows = conn.execute(_KNOWN_CHUNKS, {"b_keys": list(keys)})
+    return {(session_id, seq_num) for session_id, seq_num in rows}
+
+
 _ADD_CHUNKS = insert(_CHUNKS)
 #: A session's counters after some of its chunks: the highest seq_num, how many, the last arrival.
 _BUMP_SESSION = (
@@ -176,7 +203,7 @@ def apply_chunks(db: Session, recs: Sequence[ChunkRecord]) -> list[Outcome]:
     ]
     existing: set[tuple[str, int]] = set()
     if open_keys:
-        existing = {(row.session_id, row.seq_num) for row in conn.execute(_KNOWN_CHUNKS, {"b_keys": open_keys})}
+        existing = _known_chunks(conn, open_keys)
     outcomes: list[Outcome] = []
     rows: list[dict[str, Any]] = []
     jobs: list[tuple[int, dict[str, Any]]] = []

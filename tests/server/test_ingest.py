@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from sleeptrack.server._ingest import ChunkRecord, ChunkWriter, apply_chunks
 from sleeptrack.store import (
@@ -132,4 +133,37 @@ def test_a_submitted_chunk_cannot_be_withdrawn(tmp_path: Path, database_url: str
     assert future.result(timeout=30).status == "accepted"
     assert writer.write(_rec(sid, 1)).status == "accepted"  # the writer goes on
     writer.stop()
+    stores.close()
+
+
+def test_a_batch_looks_up_its_own_rows_on_sqlite(tmp_path: Path) -> None:
+    """No statement of the group commit scans a table: its cost must not grow with the chunks stored.
+
+    SQLite answers ``(session_id, seq_num) IN (...)`` by scanning the whole chunk index, so a server's
+    uploads slowed down with every night it held.
+    """
+    stores = _stores(tmp_path, f"sqlite:///{tmp_path / 'plans.db'}")
+    sessions = [_session(stores) for _ in range(3)]
+    with stores.db.write() as db:
+        apply_chunks(db, [_rec(sid, seq) for sid in sessions for seq in range(40)])
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if not executemany and statement.lstrip().upper().startswith(("SELECT", "UPDATE")):
+            statements.append((statement, parameters))
+
+    engine = stores.db.write_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with stores.db.write() as db:
+            outcomes = apply_chunks(db, [_rec(sid, seq) for sid in sessions for seq in (39, 40, 41)])
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert [o.status for o in outcomes] == ["duplicate", "accepted", "accepted"] * 3
+    assert len(statements) >= 2  # the sessions, and the chunks already recorded
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            scans = [step for step in plan if step.startswith("SCAN") and "CONSTANT ROWS" not in step]
+            assert all(step.startswith("SCAN wanted") for step in scans), (statement, plan)
     stores.close()

@@ -100,7 +100,7 @@ _KNOWN_CHUNKS = select(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).where(
 )
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)  # one per batch size: a batch has at most ChunkWriter.max_batch chunks
 def _known_chunks_sqlite(n: int) -> str:
     """SQLite's form of :data:`_KNOWN_CHUNKS` for ``n`` keys: the keys as a VALUES table joined to the chunks.
 
@@ -115,12 +115,12 @@ def _known_chunks_sqlite(n: int) -> str:
     )
 
 
-def _known_chunks(conn: Connection, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+def _known_chunks(conn: Connection, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
     """Which of these (session_id, seq_num) are recorded already."""
     if conn.dialect.name == "sqlite":
         rows = conn.exec_driver_sql(_known_chunks_sqlite(len(keys)), tuple(v for key in keys for v in key))
     else:  # PostgreSQL looks each key up (a bitmap OR of index scans)
-        rows = conn.execute(_KNOWN_CHUNKS, {"b_keys": list(keys)})
+        rows = conn.execute(_KNOWN_CHUNKS, {"b_keys": keys})
     return {(session_id, seq_num) for session_id, seq_num in rows}
 
 

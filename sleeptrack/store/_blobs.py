@@ -93,6 +93,10 @@ if _fallocate is not None:
     _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
+_fadvise = getattr(os, "posix_fadvise", None)
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
 def _punch_hole(fd: int, offset: int, size: int) -> bool:
     """Zero ``size`` bytes at ``offset`` and free their blocks (Linux); False where it cannot."""
     if _fallocate is None:
@@ -112,9 +116,6 @@ def _uncache(fd: int, offset: int, size: int) -> None:
     """
     if _fadvise is not None:
         _fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
-
-
-_fadvise = getattr(os, "posix_fadvise", None)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -193,7 +194,7 @@ class LocalBlobStore:
                 _punch_hole(fd, end - written, written)
                 raise OSError(errno.ENOSPC, "short write to the blob pack", str(pack))
             if self.fsync:
-                getattr(os, "fdatasync", os.fsync)(fd)
+                _fdatasync(fd)
                 _uncache(fd, end - written, written)  # durable, hence clean: its pages can go at once
         finally:
             os.close(fd)

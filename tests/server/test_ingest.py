@@ -142,7 +142,7 @@ def test_a_batch_looks_up_its_own_rows_on_sqlite(tmp_path: Path) -> None:
     SQLite answers ``(session_id, seq_num) IN (...)`` by scanning the whole chunk index, so a server's
     uploads slowed down with every night it held.
     """
-    stores = _stores(tmp_path, f"sqlite:///{tmp_path / 'plans.db'}")
+    stores = _stores(tmp_path, f"sqlite:///{tmp_path / 'ingest.db'}")
     sessions = [_session(stores) for _ in range(3)]
     with stores.db.write() as db:
         apply_chunks(db, [_rec(sid, seq) for sid in sessions for seq in range(40)])

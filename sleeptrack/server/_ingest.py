@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any, Literal, cast
 
-from sqlalchemy import Connection, Table, bindparam, case, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
 
 from sleeptrack.analysis import EPOCHS_PER_INFERENCE, SessionState
@@ -95,33 +96,31 @@ def _sessions_of(dialect: str) -> Any:
 
 
 _SESSIONS_OF = {d: _sessions_of(d) for d in ("sqlite", "postgresql")}
-_KNOWN_CHUNKS = select(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).where(
-    tuple_(_CHUNKS.c.session_id, _CHUNKS.c.seq_num).in_(bindparam("b_keys", expanding=True))
-)
 
 
-@functools.lru_cache(maxsize=256)  # one per batch size: a batch has at most ChunkWriter.max_batch chunks
-def _known_chunks_sqlite(n: int) -> str:
-    """SQLite's form of :data:`_KNOWN_CHUNKS` for ``n`` keys: the keys as a VALUES table joined to the chunks.
+@functools.lru_cache(maxsize=512)  # per driver and batch size: a batch has at most ChunkWriter.max_batch chunks
+def _known_chunks_sql(paramstyle: str, n: int) -> str:
+    """Which of ``n`` (session_id, seq_num) keys are recorded: the keys as a VALUES table joined to the chunks.
 
-    SQLite answers a row-value ``IN`` list by scanning the whole primary-key index (every chunk the
-    database holds, so each group commit got slower as nights accumulated: 6 ms for a batch of 50 among
-    60 000 chunks); joined, it looks each key up (0.03 ms).
+    Both databases look each key up in the primary key (a nested loop of index searches). A row-value
+    ``IN`` list is not that on SQLite: it scans the whole primary-key index, every chunk the database
+    holds, so each group commit got slower as nights accumulated (6 ms for a batch of 50 among 60 000
+    chunks, against 0.03 ms). Written for the driver (``?`` for sqlite3, ``%s`` for psycopg) and executed
+    as is: SQLAlchemy's handling of a text statement with 100 parameters would double its cost.
     """
-    keys = ", ".join(["(?, ?)"] * n)
+    mark = "?" if paramstyle == "qmark" else "%s"
+    keys = ", ".join([f"({mark}, {mark})"] * n)
     return (
         f"SELECT chunks.session_id, chunks.seq_num FROM (VALUES {keys}) AS wanted "  # placeholders only
+        # column1, column2: what both databases call a VALUES list's columns (SQLite cannot rename them)
         "JOIN chunks ON chunks.session_id = wanted.column1 AND chunks.seq_num = wanted.column2"
     )
 
 
 def _known_chunks(conn: Connection, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
     """Which of these (session_id, seq_num) are recorded already."""
-    if conn.dialect.name == "sqlite":
-        rows = conn.exec_driver_sql(_known_chunks_sqlite(len(keys)), tuple(v for key in keys for v in key))
-    else:  # PostgreSQL looks each key up (a bitmap OR of index scans)
-        rows = conn.execute(_KNOWN_CHUNKS, {"b_keys": keys})
-    return {(session_id, seq_num) for session_id, seq_num in rows}
+    sql = _known_chunks_sql(conn.dialect.paramstyle, len(keys))
+    return {(session_id, seq_num) for session_id, seq_num in conn.exec_driver_sql(sql, tuple(chain(*keys)))}
 
 
 _ADD_CHUNKS = insert(_CHUNKS)

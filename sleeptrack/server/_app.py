@@ -45,8 +45,8 @@ times take an optional `timezone` header (IANA name, default UTC).
 
 
 class _Housekeeper:
-    """Flushes usage counters every second; closes stale sessions every minute (``sweeps``: the process
-    that runs the jobs)."""
+    """Flushes usage counters every second; every minute (``sweeps``: the process that runs the jobs) seals
+    the chunk segments of API processes that died and closes stale sessions."""
 
     def __init__(
         self, ctx: ServerContext, interval: float = 1.0, sweep_every: float = 60.0, sweeps: bool = True
@@ -66,6 +66,9 @@ class _Housekeeper:
         self._thread.stop()
 
     def sweep(self) -> None:
+        sealed = self.ctx.stores.seal_abandoned_segments()
+        if sealed:
+            log.info("sealed %d chunk segment(s) left by a process that stopped without closing them", sealed)
         jobs = close_stale_sessions(self.ctx.stores, timedelta(hours=self.ctx.settings.stale_session_hours))
         if jobs:
             log.info(
@@ -124,7 +127,7 @@ def _start(settings: Settings, metrics: Metrics, queue: JobQueue | None) -> tupl
     )
     limiter, usage = open_limits(settings, stores.db)
     auth = Authenticator(stores, limiter, usage)
-    ctx = ServerContext(settings, stores, queue, sender, auth, usage, metrics, ChunkWriter(stores.db))
+    ctx = ServerContext(settings, stores, queue, sender, auth, usage, metrics, ChunkWriter(stores.db, stores.blobs))
 
     def on_job(report: JobReport) -> None:
         if report.kind:

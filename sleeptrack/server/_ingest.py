@@ -1,10 +1,12 @@
-"""The write side of uploads: one transaction for many chunks (group commit).
+"""The write side of uploads: one blob write and one transaction for many chunks (group commit).
 
-Every accepted chunk must be committed before its answer. On SQLite a commit with ``synchronous=FULL``
-is an fsync, and writers take turns on one lock: committing each upload alone caps ingest at a few
-hundred per second on a good disk. The :class:`ChunkWriter` thread takes every upload waiting at that
-moment and commits them together, so the fsync is shared while each request still waits for its own
-row to be durable. Each chunk is checked inside the transaction (session still OPEN, seq_num new).
+Every accepted chunk must be on disk and committed before its answer. On SQLite a commit with
+``synchronous=FULL`` is an fsync, and writers take turns on one lock: committing each upload alone caps
+ingest at a few hundred per second on a good disk. The :class:`ChunkWriter` thread takes every upload
+waiting at that moment, stores their chunks with one :meth:`BlobStore.add_many` (the local store appends
+them to one file and fdatasyncs once) and commits their rows together, so both fsyncs are shared while
+each request still waits for its own chunk to be durable. Each chunk is checked inside the transaction
+(session still OPEN, seq_num new); the bytes of one that is not recorded are deleted.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from sleeptrack.analysis import EPOCHS_PER_INFERENCE, SessionState
 from sleeptrack.jobs import PRIORITY, QueuedJob
-from sleeptrack.store import Chunk, Database, Job, SleepSession
+from sleeptrack.store import BlobStore, Chunk, Database, Job, SleepSession
 
 __all__ = [
     "ChunkRecord",
@@ -65,12 +67,15 @@ def is_storage_full(exc: BaseException) -> bool:
 class ChunkRecord:
     session_id: str
     seq_num: int
+    #: The stored chunk's key: set by the writer when it stores :attr:`blob`.
     blob_key: str
     size: int
     inference_type: str
     received_at: datetime
     #: (url, key id, encrypted key) to set as the session's callback, if the upload gave one.
     callback: tuple[str, int, bytes] | None = None
+    #: The chunk to store, ``(prefix, name, bytes)`` as :meth:`BlobStore.add_many` takes it, until stored.
+    blob: tuple[str, str, bytes] | None = None
 
 
 @dataclass
@@ -244,10 +249,12 @@ def apply_chunks(db: Session, recs: Sequence[ChunkRecord]) -> list[Outcome]:
 
 
 class ChunkWriter:
-    """Commits uploaded chunks in batches from one thread; :meth:`write` waits for its chunk's commit."""
+    """Stores and commits uploaded chunks in batches from one thread; :meth:`write` waits for its chunk's
+    commit."""
 
-    def __init__(self, db: Database, max_batch: int = 256) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, max_batch: int = 256) -> None:
         self.db = db
+        self.blobs = blobs
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[ChunkRecord, Future[Outcome]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="chunk-writer", daemon=True)
@@ -286,9 +293,30 @@ class ChunkWriter:
                     stop = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            self._store(batch)
             if stop:
                 return
+
+    def _store(self, batch: Sequence[tuple[ChunkRecord, Future[Outcome]]]) -> None:
+        """Store the batch's chunks (one :meth:`BlobStore.add_many`), then commit their rows."""
+        pending = [rec for rec, _ in batch if rec.blob is not None]
+        try:
+            keys = self.blobs.add_many([cast(tuple[str, str, bytes], rec.blob) for rec in pending])
+        except Exception as exc:
+            if is_storage_full(exc):
+                log.error("cannot store uploaded chunks: the blob store's disk is full")
+            else:
+                log.exception("cannot store uploaded chunks")
+            for _, future in batch:
+                future.set_exception(
+                    StorageFullError("the blob store's disk is full")
+                    if is_storage_full(exc)
+                    else RuntimeError("the chunk could not be stored")
+                )
+            return
+        for rec, key in zip(pending, keys, strict=True):
+            rec.blob_key, rec.blob = key, None
+        self._commit(batch)
 
     def _commit(self, batch: Sequence[tuple[ChunkRecord, Future[Outcome]]]) -> None:
         try:
@@ -296,6 +324,7 @@ class ChunkWriter:
                 outcomes = apply_chunks(db, [rec for rec, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
+                self._discard([batch[0][0]])
                 if is_storage_full(exc):
                     log.error("cannot record an uploaded chunk: the database's disk is full")
                     batch[0][1].set_exception(StorageFullError("the database's disk is full"))
@@ -309,8 +338,19 @@ class ChunkWriter:
             return
         self.batches += 1
         self.chunks += len(batch)
+        self._discard([rec for (rec, _), outcome in zip(batch, outcomes, strict=True) if outcome.status != "accepted"])
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             future.set_result(outcome)
+
+    def _discard(self, recs: Sequence[ChunkRecord]) -> None:
+        """Delete the stored chunks of records that were not recorded (a duplicate, a closed or deleted
+        session, an error)."""
+        keys = [rec.blob_key for rec in recs if rec.blob_key]
+        if keys:
+            try:
+                self.blobs.delete_many(keys)
+            except Exception:
+                log.exception("cannot delete %d chunk(s) that were not recorded", len(keys))
 
 
 @dataclass(frozen=True)

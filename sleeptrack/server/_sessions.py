@@ -37,7 +37,7 @@ from sleeptrack.webhooks import callback_url_problem
 from ._auth import Caller
 from ._context import TZ, ServerContext, ai_caller, ctx_of, request_timezone
 from ._errors import ApiError, Detail
-from ._lookup import blob_prefix, find_session, find_user
+from ._lookup import blob_prefix, chunk_keys, delete_blobs, find_session, find_user
 from ._openapi import error_examples, example
 
 router = APIRouter(prefix="/ai/v1/sessions", tags=["Session API"])
@@ -367,9 +367,10 @@ def delete_session(
         s = find_session(db, caller.environment_id, session_id, user.id)
         if s is None:
             raise ApiError(404, Detail.SESSION_NOT_FOUND_DELETE)
+        keys = chunk_keys(db, SleepSession.id == s.id)
         db.delete(s)
     ctx.upload_targets.forget(session_id)
-    ctx.stores.blobs.delete_prefix(blob_prefix(caller.environment_id, user.id, session_id))
+    delete_blobs(ctx.stores.blobs, keys, blob_prefix(caller.environment_id, user.id, session_id))
     return Response(status_code=204)
 
 
@@ -391,8 +392,9 @@ def delete_sessions(request: Request, x_user_id: XUserId = None, caller: Caller 
     ctx = ctx_of(request)
     with ctx.stores.db.write() as db:
         user = session_user(db, caller, x_user_id)
+        keys = chunk_keys(db, SleepSession.user_id == user.id)
         for s in db.scalars(select(SleepSession).where(SleepSession.user_id == user.id)):
             db.delete(s)
     ctx.upload_targets.forget_user(user.id)
-    ctx.stores.blobs.delete_prefix(blob_prefix(caller.environment_id, user.id))
+    delete_blobs(ctx.stores.blobs, keys, blob_prefix(caller.environment_id, user.id))
     return Response(status_code=204)

@@ -5,16 +5,15 @@ traffic. It is a plain Starlette route (:class:`UploadEndpoint`), so the app's m
 header guard, body limit) and error handlers apply to it as to every route; what it skips is FastAPI's
 per-request machinery, which cost more CPU than the upload itself: dependency solving, Starlette's form
 parser (which spools the file through a temporary file), and anyio's thread hop. The body is read
-whole (it is at most ``max_upload_bytes``) and parsed with python-multipart; the chunk is checked,
-stored and committed in ``ServerContext.upload_threads``. FastAPI does not see the route, so its
-OpenAPI operation is written out here (:data:`UPLOAD_OPERATION`).
+whole (it is at most ``max_upload_bytes``) and parsed with python-multipart; the chunk is checked in
+``ServerContext.upload_threads``, then stored and committed by the group commit (``_ingest``). FastAPI
+does not see the route, so its OpenAPI operation is written out here (:data:`UPLOAD_OPERATION`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import random
 import urllib.parse
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from sleeptrack.store import Chunk, encrypt_secret, is_user_id, utcnow
 from ._auth import Caller
 from ._context import ServerContext, authenticate
 from ._errors import ApiError, Detail
-from ._ingest import ChunkRecord, Outcome, StorageFullError, UploadTarget, is_storage_full
+from ._ingest import ChunkRecord, Outcome, StorageFullError, UploadTarget
 from ._lookup import blob_prefix, find_session
 from ._openapi import error_examples, example
 from ._sessions import EXAMPLE_SID, MAX_SEQ_NUM, WRITE_TO_SESSION_ERRORS, session_user, valid_callback_url
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["UPLOAD_OPERATION", "UPLOAD_PATH", "UploadForm", "parse_upload_form", "upload_route"]
 
-log = logging.getLogger("sleeptrack.server")
 
 UPLOAD_PATH = "/ai/v1/sessions/{session_id}/upload"
 #: Parts a form may have: the file, seq_num, callback_url, and room for fields a client adds.
@@ -157,9 +155,9 @@ def parse_upload_form(content_type: str | None, body: bytes) -> UploadForm:
 class UploadEndpoint:
     """The ASGI app of :data:`UPLOAD_PATH` (the app's ``state.ctx`` is the server's context).
 
-    Three steps (:func:`_store`): the chunk is checked and its blob written in ``ctx.upload_threads``
-    (:func:`_prepare`); its row joins the next group commit, awaited on the event loop without holding a
-    thread; the answer follows the outcome (:func:`_finish`).
+    Three steps (:func:`_store`): the chunk is checked in ``ctx.upload_threads`` (:func:`_prepare`); it
+    joins the writer's next group (its blob stored with the group's, its row committed with theirs),
+    awaited on the event loop without holding a thread; the answer follows the outcome (:func:`_finish`).
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -193,18 +191,8 @@ async def _store(
         return record  # the answer to a retried upload
     try:
         outcome = await asyncio.wrap_future(ctx.writer.submit(record))
-    except Exception as exc:
-        await loop.run_in_executor(ctx.upload_threads, ctx.stores.blobs.delete, record.blob_key)
-        if isinstance(exc, StorageFullError):
-            raise ApiError(507, Detail.STORAGE_FULL) from None
-        raise
-    if outcome.status == "missing":
-        # The session was deleted meanwhile: whatever this upload left under its prefix goes too (a pack it
-        # may have recreated included).
-        session_prefix = record.blob_key.rpartition("/")[0]
-        await loop.run_in_executor(ctx.upload_threads, ctx.stores.blobs.delete_prefix, session_prefix)
-    elif outcome.status != "accepted":
-        await loop.run_in_executor(ctx.upload_threads, ctx.stores.blobs.delete, record.blob_key)
+    except StorageFullError:
+        raise ApiError(507, Detail.STORAGE_FULL) from None
     return _finish(ctx, record, outcome)
 
 
@@ -285,17 +273,11 @@ def _prepare(
     # Unique per attempt, so a duplicate racing this upload never overwrites it (os.urandom is slow on some
     # virtual machines and unpredictability is not needed here).
     name = f"{seq:05d}-{_RNG.getrandbits(40):010x}.{ext}"
-    try:
-        key = ctx.stores.blobs.add(blob_prefix(target.environment_id, target.user_id, session_id), name, data)
-    except OSError as exc:
-        if not is_storage_full(exc):
-            raise
-        log.error("cannot store an uploaded chunk: the blob store's disk is full")
-        raise ApiError(507, Detail.STORAGE_FULL) from None
     callback = None
     if callback_url is not None:
         callback = (callback_url, caller.key.id, encrypt_secret(ctx.stores.secret, caller.api_key))
-    return ChunkRecord(session_id, seq, key, len(data), inference_type, utcnow(), callback)
+    blob = (blob_prefix(target.environment_id, target.user_id, session_id), name, data)
+    return ChunkRecord(session_id, seq, "", len(data), inference_type, utcnow(), callback, blob)
 
 
 def _finish(ctx: ServerContext, record: ChunkRecord, outcome: Outcome) -> dict[str, Any]:

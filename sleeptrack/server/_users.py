@@ -15,7 +15,7 @@ from sleeptrack.store import SleepSession, User, is_user_id, new_user_id, utcnow
 from ._auth import Caller
 from ._context import TZ, ai_caller, ctx_of, request_timezone
 from ._errors import ApiError, Detail
-from ._lookup import blob_prefix, find_user
+from ._lookup import blob_prefix, chunk_keys, delete_blobs, find_user
 from ._openapi import error_examples, example
 
 router = APIRouter(prefix="/ai/v1/users", tags=["Users API"])
@@ -137,7 +137,8 @@ def delete_user(user_id: str, request: Request, caller: Caller = Depends(ai_call
         user = find_user(db, caller.environment_id, user_id)
         if user is None:
             raise ApiError(404, Detail.USER_NOT_FOUND)
+        keys = chunk_keys(db, SleepSession.user_id == user.id)
         db.delete(user)
     ctx.upload_targets.forget_user(user_id)
-    ctx.stores.blobs.delete_prefix(blob_prefix(caller.environment_id, user_id))
+    delete_blobs(ctx.stores.blobs, keys, blob_prefix(caller.environment_id, user_id))
     return Response(status_code=204)

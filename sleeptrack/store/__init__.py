@@ -16,7 +16,7 @@ from ._accounts import (
     normalize_email,
     revoke_keys,
 )
-from ._blobs import PACK_NAME, BlobNotFoundError, BlobStore, LocalBlobStore
+from ._blobs import PACK_NAME, SEGMENTS, BlobNotFoundError, BlobStore, LocalBlobStore
 from ._db import MIGRATIONS_DIR, Database, DatabaseError, is_sqlite_url
 from ._ids import is_session_id, is_user_id, new_session_id, new_user_id
 from ._keys import (
@@ -55,6 +55,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "MIGRATIONS_DIR",
     "PACK_NAME",
+    "SEGMENTS",
     "Account",
     "ApiKey",
     "Base",

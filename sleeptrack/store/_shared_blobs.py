@@ -83,6 +83,8 @@ class DatabaseBlobStore(OneObjectPerBlob):
 class S3BlobStore(OneObjectPerBlob):
     """Blobs as objects of an S3 bucket (``prefix`` is prepended to every key)."""
 
+    add_concurrency = 16  # a group of uploads is stored with this many PUTs in flight
+
     def __init__(
         self,
         bucket: str,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from ._blobs import BlobStore, LocalBlobStore
 from ._db import Database
+from ._models import Chunk
 from ._settings import Plan, Settings
 
 __all__ = ["Stores", "open_blob_store", "open_stores"]
@@ -43,7 +46,21 @@ class Stores:
     secret: bytes
 
     def close(self) -> None:
+        if isinstance(self.blobs, LocalBlobStore):
+            self.blobs.close()
         self.db.dispose()
+
+    def seal_abandoned_segments(self) -> int:
+        """Seal the local store's segments whose writer died, cut back to their last recorded chunk (the
+        group being stored when it died was never recorded, nor answered); how many."""
+        if not isinstance(self.blobs, LocalBlobStore):
+            return 0
+        abandoned = self.blobs.unsealed_segments()
+        for segment in abandoned:
+            recorded = select(Chunk.blob_key).where(Chunk.blob_key.startswith(f"{segment}@", autoescape=True))
+            with self.db.read() as db:
+                self.blobs.seal_segment(segment, db.scalars(recorded))
+        return len(abandoned)
 
 
 def open_stores(settings: Settings, migrate: bool = True, pool_size: int = 10) -> Stores:

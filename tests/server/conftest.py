@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy import select
 
 from sleeptrack.analysis import encode_mel_chunk
 from sleeptrack.server import ServerContext, create_app
-from sleeptrack.store import Settings, create_api_key, open_stores
+from sleeptrack.store import Chunk, Settings, SleepSession, create_api_key, open_stores
 from tests.db_fixtures import database_url
 from tests.server._receiver import Receiver
 
@@ -100,6 +101,16 @@ class Api:
 
     def wait(self, timeout: float = 120.0) -> None:
         assert self.ctx.wait_idle(timeout), "jobs or webhooks still pending"
+
+    def chunk_keys(self, user: str) -> list[str]:
+        """The blob keys of the user's chunks, oldest first (read before a deletion, to check it deleted them)."""
+        with self.ctx.stores.db.read() as db:
+            query = select(Chunk.blob_key).join(SleepSession, SleepSession.id == Chunk.session_id)
+            return list(db.scalars(query.where(SleepSession.user_id == user).order_by(Chunk.received_at)))
+
+    def kept_bytes(self) -> int:
+        """Disk space taken by the chunks stored (the bytes of a deleted, refused or duplicate one are freed)."""
+        return sum(p.stat().st_blocks * 512 for p in (self.data_dir / "blobs").rglob("*") if p.is_file())
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:

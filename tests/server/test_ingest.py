@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from sqlalchemy import event, select
 
 from sleeptrack.server._ingest import ChunkRecord, ChunkWriter, apply_chunks
 from sleeptrack.store import (
+    SEGMENTS,
     ApiKey,
     Chunk,
     Job,
@@ -96,15 +99,20 @@ def test_a_batch_of_chunks(tmp_path: Path, database_url: str) -> None:
 def test_the_writer_under_concurrent_uploads(tmp_path: Path, database_url: str) -> None:
     stores = _stores(tmp_path, database_url)
     sessions = [_session(stores) for _ in range(4)]
-    writer = ChunkWriter(stores.db)
+    writer = ChunkWriter(stores.db, stores.blobs)
     results: list[str] = []
+    duplicates: list[ChunkRecord] = []
     lock = threading.Lock()
 
     def upload(sid: str) -> None:
         for seq in [*range(30), 3, 7]:  # two retried uploads each
-            outcome = writer.write(_rec(sid, seq))
+            rec = _rec(sid, seq)
+            rec.blob = (f"1/u/{sid}", f"{seq:05d}-{threading.get_ident()}", f"{sid}:{seq}".encode())
+            outcome = writer.write(rec)
             with lock:
                 results.append(outcome.status)
+                if outcome.status == "duplicate":
+                    duplicates.append(rec)
 
     threads = [threading.Thread(target=upload, args=(sid,)) for sid in sessions for _ in range(2)]
     for t in threads:
@@ -118,6 +126,10 @@ def test_the_writer_under_concurrent_uploads(tmp_path: Path, database_url: str) 
             s = db.get_one(SleepSession, sid)
             assert (s.received_count, s.last_seq_num) == (30, 29)
         assert len(db.scalars(select(Job).where(Job.kind == "realtime")).all()) == 4 * 3
+        # Each recorded chunk's bytes were stored with its group; a duplicate's were deleted.
+        for c in db.scalars(select(Chunk)):
+            assert stores.blobs.get(c.blob_key) == f"{c.session_id}:{c.seq_num}".encode()
+    assert duplicates and all(rec.blob_key and not stores.blobs.exists(rec.blob_key) for rec in duplicates)
     assert writer.batches < writer.chunks  # some uploads shared a transaction
     stores.close()
 
@@ -127,7 +139,7 @@ def test_a_submitted_chunk_cannot_be_withdrawn(tmp_path: Path, database_url: str
     # commit (the writer would then fail to set the outcome of every chunk of its batch).
     stores = _stores(tmp_path, database_url)
     sid = _session(stores)
-    writer = ChunkWriter(stores.db)
+    writer = ChunkWriter(stores.db, stores.blobs)
     future = writer.submit(_rec(sid, 0))
     assert not future.cancel()
     assert future.result(timeout=30).status == "accepted"
@@ -166,4 +178,40 @@ def test_a_batch_looks_up_its_own_rows_on_sqlite(tmp_path: Path) -> None:
             plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
             scans = [step for step in plan if step.startswith("SCAN") and "CONSTANT ROWS" not in step]
             assert all(step.startswith("SCAN wanted") for step in scans), (statement, plan)
+    stores.close()
+
+
+_KILLED_SERVER = """
+import os, sys
+from sleeptrack.server._ingest import ChunkRecord, ChunkWriter
+from sleeptrack.store import open_stores, utcnow
+from tests.server.conftest import make_settings
+
+stores = open_stores(make_settings(__import__("pathlib").Path(sys.argv[1]), database_url=sys.argv[2]))
+writer = ChunkWriter(stores.db, stores.blobs)
+for seq in (0, 1):  # recorded and answered
+    rec = ChunkRecord(sys.argv[3], seq, "", 5, "MELSPECTROGRAM", utcnow(), blob=("1/u/s", f"{seq}", b"chunk" * 1000))
+    assert writer.write(rec).status == "accepted"
+stores.blobs.add_many([("1/u/s", "2", b"never recorded" * 1000)])  # a group stored, then the process dies
+os._exit(1)
+"""
+
+
+def test_a_segment_left_by_a_killed_server_is_cut_back_to_what_was_recorded(tmp_path: Path, database_url: str) -> None:
+    stores = _stores(tmp_path, database_url)
+    sid = _session(stores)
+    out = subprocess.run(
+        [sys.executable, "-c", _KILLED_SERVER, str(tmp_path), database_url, sid],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.returncode == 1 and "Error" not in out.stderr, out.stderr
+    (segment,) = (tmp_path / "blobs" / SEGMENTS).glob("*.seg")
+    assert segment.stat().st_size == 2 * 8192 + 16384  # two recorded chunks of 5 000 bytes, one of 14 000 not
+    assert stores.seal_abandoned_segments() == 1
+    assert segment.stat().st_size == 8192 + 5000  # the end of the last recorded chunk
+    with stores.db.read() as db:
+        assert [stores.blobs.get(c.blob_key) for c in db.scalars(select(Chunk))] == [b"chunk" * 1000] * 2
+    assert stores.seal_abandoned_segments() == 0  # sealed once
     stores.close()

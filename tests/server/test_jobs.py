@@ -148,7 +148,7 @@ def test_undecodable_chunks_become_error_epochs(api: Api) -> None:
         chunk = db.get(Chunk, (sid, 3))
         assert chunk is not None
         key = chunk.blob_key
-    # damaged on disk after it was accepted: its bytes in the session's pack overwritten
+    # damaged on disk after it was accepted: its bytes in the blob segment overwritten
     pack, _, byte_range = key.rpartition("@")
     with (api.data_dir / "blobs" / pack).open("r+b") as f:
         f.seek(int(byte_range.partition("+")[0]))

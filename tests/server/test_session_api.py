@@ -69,6 +69,7 @@ def test_create_session_errors(api: Api) -> None:
 def test_uploads_are_idempotent_out_of_order_and_durable(api: Api) -> None:
     user = api.new_user()
     sid = api.new_session(user)
+    kept = api.kept_bytes()  # by earlier tests (the server is shared)
     for seq in (2, 0, 1, 5):
         r = api.upload(sid, user, seq, mel_chunk(seq))
         assert r.status_code == 200, r.text
@@ -89,7 +90,7 @@ def test_uploads_are_idempotent_out_of_order_and_durable(api: Api) -> None:
         kinds = sorted(db.scalars(select(Job.kind).where(Job.session_id == sid)))
     assert kinds == ["features"] * 4
     stored = sum(len(mel_chunk(seq)) for seq in (2, 0, 1, 5))
-    assert stored <= _kept_bytes(api, sid) <= stored + 2 * 4096  # the duplicate's bytes were not kept
+    assert stored <= api.kept_bytes() - kept <= stored + 4 * 4096  # the duplicate's bytes were not kept
     r = api.client.get("/ai/v1/sessions/open", headers=api.h(user=user))
     assert r.status_code == 200
     assert r.json()["result"] | {"session_start_time": None} == {
@@ -140,24 +141,20 @@ def test_upload_errors(api: Api) -> None:
     assert api.upload(audio_sid, audio_owner, 0, _wav(rate=44_100)).status_code == 200
 
 
-def _kept_bytes(api: Api, sid: str) -> int:
-    """Disk space taken by a session's chunks (the bytes of a refused or duplicate upload are freed)."""
-    return sum(p.stat().st_blocks * 512 for p in (api.data_dir / "blobs").rglob(f"*/{sid}/*") if p.is_file())
-
-
 def test_a_full_disk_answers_507_and_keeps_nothing_half_stored(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """The blob store's disk or the database's disk full: 507 with a clear detail (the SDK retries any 5xx);
     no blob or row is left of the refused upload, and the same upload succeeds once there is room."""
     user = api.new_user()
     sid = api.new_session(user)
+    kept = api.kept_bytes()  # by earlier tests (the server is shared)
     assert api.upload(sid, user, 0, mel_chunk(0)).status_code == 200
     blobs = type(api.ctx.stores.blobs)
 
-    def no_room(self: object, prefix: str, name: str, data: bytes) -> str:
+    def no_room(self: object, items: object) -> list[str]:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as m:
-        m.setattr(blobs, "add", no_room)
+        m.setattr(blobs, "add_many", no_room)
         r = api.upload(sid, user, 1, mel_chunk(1))
     assert (r.status_code, r.json()) == (507, {"detail": Detail.STORAGE_FULL, "result": None})
 
@@ -171,7 +168,7 @@ def test_a_full_disk_answers_507_and_keeps_nothing_half_stored(api: Api, monkeyp
     with api.ctx.stores.db.read() as db:
         assert [c.seq_num for c in db.scalars(select(Chunk).where(Chunk.session_id == sid))] == [0]
     first = len(mel_chunk(0))
-    assert first <= _kept_bytes(api, sid) <= first + 2 * 4096, "the refused chunk's bytes were freed"
+    assert first <= api.kept_bytes() - kept <= first + 4096, "the refused chunk's bytes were freed"
     r = api.upload(sid, user, 1, mel_chunk(1))  # room again: the retry is stored
     assert r.status_code == 200 and r.json()["result"]["duplicate"] is False
 
@@ -264,17 +261,19 @@ def test_open_session_endpoint(api: Api) -> None:
 
 
 def test_delete_sessions(api: Api) -> None:
+    kept = api.kept_bytes()  # by earlier tests (the server is shared)
     user = api.new_user()
     sid = api.new_session(user)
     assert api.upload(sid, user, 0).status_code == 200
     assert api.close(sid, user).status_code == 200
     sid2 = api.new_session(user)
     assert api.upload(sid2, user, 0).status_code == 200
-    folder = api.data_dir / "blobs"
-    assert list(folder.rglob(f"*/{sid}/*"))
+    first, second = api.chunk_keys(user)
+    blobs = api.ctx.stores.blobs
+    assert blobs.exists(first) and blobs.exists(second)
     r = api.client.delete(f"/ai/v1/sessions/{sid}", headers=api.h(user=user))
     assert r.status_code == 204 and r.content == b""
-    assert not list(folder.rglob(f"*/{sid}/*"))
+    assert api.chunk_keys(user) == [second] and not blobs.exists(first) and blobs.exists(second)
     r = api.client.delete(f"/ai/v1/sessions/{sid}", headers=api.h(user=user))
     assert (r.status_code, r.json()["detail"]) == (404, "session does not exist")
     r = api.client.delete(f"/ai/v1/sessions/{sid2}", headers=api.h())
@@ -285,5 +284,5 @@ def test_delete_sessions(api: Api) -> None:
     assert r.status_code == 204
     with api.ctx.stores.db.read() as db:
         assert db.scalars(select(SleepSession).where(SleepSession.user_id == user)).all() == []
-    assert not list(folder.rglob(f"*/{user}/*/*"))
+    assert not blobs.exists(second) and api.kept_bytes() == kept
     api.wait()

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from sleeptrack.server import Detail, create_app
 from sleeptrack.store import create_api_key, find_keys, open_stores, revoke_keys, utcnow
-from tests.server.conftest import Api, make_keys, make_settings
+from tests.server.conftest import MEL, Api, make_keys, make_settings
 
 _UNKNOWN_USER = "G-20250115025029-vLErWBfQNtnfvgDccFOQ"
 
@@ -35,10 +35,13 @@ def test_users_api(api: Api) -> None:
     r = api.client.get("/ai/v1/users/bad-id", headers=api.h())
     assert (r.status_code, r.json()["detail"]) == (401, Detail.USER_ID_INVALID)
     # delete: everything goes, blobs included
+    kept = api.kept_bytes()  # by earlier tests (the server is shared)
     assert api.upload(sid, user, 0).status_code == 200
-    assert list((api.data_dir / "blobs").rglob(f"*/{user}/*/*"))
+    (key,) = api.chunk_keys(user)
+    assert api.ctx.stores.blobs.exists(key) and api.kept_bytes() - kept >= len(MEL)
     r = api.client.delete(f"/ai/v1/users/{user}", headers=api.h())
     assert r.status_code == 204 and r.content == b""
+    assert not api.ctx.stores.blobs.exists(key) and api.kept_bytes() == kept  # its bytes freed on disk
     assert not list((api.data_dir / "blobs").rglob(f"*/{user}/*"))
     assert api.client.get(f"/ai/v1/users/{user}", headers=api.h()).status_code == 404
     r = api.client.delete(f"/ai/v1/users/{user}", headers=api.h())

@@ -43,7 +43,7 @@ class ServerContext:
     metrics: Metrics
     writer: ChunkWriter
     upload_targets: UploadTargets = field(default_factory=UploadTargets)
-    #: Where uploads check their chunk and write its blob (see ``_upload``).
+    #: Where uploads check their chunk (see ``_upload``; the chunk writer stores it).
     upload_threads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="upload")
     )

@@ -303,16 +303,7 @@ class ChunkWriter:
         try:
             keys = self.blobs.add_many([cast(tuple[str, str, bytes], rec.blob) for rec in pending])
         except Exception as exc:
-            if is_storage_full(exc):
-                log.error("cannot store uploaded chunks: the blob store's disk is full")
-            else:
-                log.exception("cannot store uploaded chunks")
-            for _, future in batch:
-                future.set_exception(
-                    StorageFullError("the blob store's disk is full")
-                    if is_storage_full(exc)
-                    else RuntimeError("the chunk could not be stored")
-                )
+            _fail(batch, exc, "the blob store's disk", "cannot store uploaded chunks")
             return
         for rec, key in zip(pending, keys, strict=True):
             rec.blob_key, rec.blob = key, None
@@ -325,12 +316,7 @@ class ChunkWriter:
         except Exception as exc:
             if len(batch) == 1:
                 self._discard([batch[0][0]])
-                if is_storage_full(exc):
-                    log.error("cannot record an uploaded chunk: the database's disk is full")
-                    batch[0][1].set_exception(StorageFullError("the database's disk is full"))
-                    return
-                log.exception("cannot record an uploaded chunk")
-                batch[0][1].set_exception(RuntimeError("the chunk could not be recorded"))
+                _fail(batch, exc, "the database's disk", "cannot record an uploaded chunk")
                 return
             # One bad chunk must not fail the others: record them one by one.
             for item in batch:
@@ -351,6 +337,17 @@ class ChunkWriter:
                 self.blobs.delete_many(keys)
             except Exception:
                 log.exception("cannot delete %d chunk(s) that were not recorded", len(keys))
+
+
+def _fail(batch: Sequence[tuple[ChunkRecord, Future[Outcome]]], exc: Exception, disk: str, what: str) -> None:
+    """Fail the batch's uploads: :class:`StorageFullError` (a 507) if ``disk`` is full, else a server error."""
+    full = is_storage_full(exc)
+    if full:
+        log.error("%s: %s is full", what, disk)
+    else:
+        log.exception(what)
+    for _, future in batch:
+        future.set_exception(StorageFullError(f"{disk} is full") if full else RuntimeError(what))
 
 
 @dataclass(frozen=True)

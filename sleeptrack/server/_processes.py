@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from sleeptrack._periodic import Periodic
 from sleeptrack.jobs import JobReport, QueuedJob
-from sleeptrack.store import Job, Settings, Stores
+from sleeptrack.store import Job, Settings, Stores, try_lock
 
 __all__ = [
     "SETTINGS_ENV",
@@ -78,14 +78,10 @@ class LeaderLock:
 
     def acquire(self) -> bool:
         """True if this process now leads (or already did)."""
-        import fcntl
-
         if self._fd is not None:
             return True
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not try_lock(fd):
             os.close(fd)
             return False
         os.ftruncate(fd, 0)

@@ -16,7 +16,7 @@ from ._accounts import (
     normalize_email,
     revoke_keys,
 )
-from ._blobs import PACK_NAME, SEGMENTS, BlobNotFoundError, BlobStore, LocalBlobStore
+from ._blobs import PACK_NAME, SEGMENTS, BlobNotFoundError, BlobStore, LocalBlobStore, try_lock
 from ._db import MIGRATIONS_DIR, Database, DatabaseError, is_sqlite_url
 from ._ids import is_session_id, is_user_id, new_session_id, new_user_id
 from ._keys import (
@@ -104,6 +104,7 @@ __all__ = [
     "open_blob_store",
     "open_stores",
     "revoke_keys",
+    "try_lock",
     "utcnow",
     "webhook_secret",
 ]

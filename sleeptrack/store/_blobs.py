@@ -29,7 +29,15 @@ try:
 except ImportError:  # Windows: segments are then not locked against reclaiming
     _flock, _LOCK_EX, _LOCK_NB = None, 0, 0
 
-__all__ = ["PACK_NAME", "SEGMENTS", "BlobNotFoundError", "BlobStore", "LocalBlobStore", "OneObjectPerBlob"]
+__all__ = [
+    "PACK_NAME",
+    "SEGMENTS",
+    "BlobNotFoundError",
+    "BlobStore",
+    "LocalBlobStore",
+    "OneObjectPerBlob",
+    "try_lock",
+]
 
 # Temporary names only need to be unique; os.urandom (uuid4) is slow on some virtual machines.
 _RNG = random.Random()
@@ -183,12 +191,13 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _lock_file(fd: int, blocking: bool) -> bool:
-    """An exclusive ``flock`` on ``fd`` (released when it closes, or when the process dies); False if held."""
+def try_lock(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` without waiting: False if another descriptor holds it. The kernel
+    releases it when the descriptor closes or its process dies (where there is no ``flock``, True)."""
     if _flock is None:
         return True
     try:
-        _flock(fd, _LOCK_EX if blocking else _LOCK_EX | _LOCK_NB)
+        _flock(fd, _LOCK_EX | _LOCK_NB)
     except BlockingIOError:
         return False
     return True
@@ -198,7 +207,7 @@ def _unlocked(path: Path) -> bool:
     """True if no store holds ``path`` (a segment) to append to it."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        return _lock_file(fd, blocking=False)
+        return try_lock(fd)
     finally:
         os.close(fd)
 
@@ -326,7 +335,7 @@ class LocalBlobStore:
         # Locked before it appears under its name: no one may take it for a dead store's segment.
         tmp = directory / f".{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-        _lock_file(fd, blocking=True)
+        try_lock(fd)  # a file just created: nobody else holds it
         os.replace(tmp, directory / name)
         if self.fsync:
             _fsync_directory(directory)  # the segment's directory entry
@@ -372,7 +381,7 @@ class LocalBlobStore:
         path = self._path(key)
         fd = os.open(path, os.O_WRONLY)
         try:
-            if not _lock_file(fd, blocking=False):
+            if not try_lock(fd):
                 return  # a store appends to it after all
             if os.fstat(fd).st_size > end:
                 os.ftruncate(fd, end)
